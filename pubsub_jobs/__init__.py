@@ -1,0 +1,69 @@
+"""pubsub-jobs: background jobs for Python applications on Google Cloud Pub/Sub.
+
+>>> from pubsub_jobs import job
+>>> @job(queue="mailers")
+... def send_welcome(user_id: int, *, locale: str = "en") -> None: ...
+>>> send_welcome.enqueue(42, locale="ja")  # doctest: +SKIP
+"""
+
+from pubsub_jobs.adapters import get_adapter, set_adapter, use_adapter
+from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
+from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter, JobFailed
+from pubsub_jobs.adapters.pubsub import PubSubAdapter
+from pubsub_jobs.context import JobContext, current_job
+from pubsub_jobs.errors import (
+    BulkEnqueueError,
+    ConfigurationError,
+    EnqueueError,
+    InvalidArguments,
+    InvalidMessage,
+    JobDefinitionError,
+    JobError,
+    MessageTooLarge,
+    TopicNotFound,
+    TopologyDrift,
+    UnknownJob,
+)
+from pubsub_jobs.job import Job, enqueue_many, job
+from pubsub_jobs.message import JobMessage
+from pubsub_jobs.middleware import Middleware
+from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "BulkEnqueueError",
+    "ConfigurationError",
+    "EnqueueError",
+    "EnqueuedJob",
+    "ImmediateAdapter",
+    "InMemoryAdapter",
+    "InvalidArguments",
+    "InvalidMessage",
+    "Job",
+    "JobContext",
+    "JobDefinitionError",
+    "JobError",
+    "JobFailed",
+    "JobMessage",
+    "MessageTooLarge",
+    "Middleware",
+    "PubSubAdapter",
+    "QueueOptions",
+    "Registry",
+    "Settings",
+    "TopicNotFound",
+    "TopologyDrift",
+    "UnknownJob",
+    "configure",
+    "current_job",
+    "default_registry",
+    "enqueue_many",
+    "get_adapter",
+    "get_settings",
+    "job",
+    "set_adapter",
+    "use_adapter",
+]

@@ -1,0 +1,64 @@
+"""How an application enqueues: the default adapter and ways to swap it.
+
+The default is a :class:`~pubsub_jobs.adapters.pubsub.PubSubAdapter` built from the settings
+on first use. Tests swap in :class:`~pubsub_jobs.adapters.memory.InMemoryAdapter` or
+:class:`~pubsub_jobs.adapters.memory.ImmediateAdapter` with :func:`use_adapter`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
+
+__all__ = ["Adapter", "EnqueuedJob", "get_adapter", "set_adapter", "use_adapter"]
+
+_lock = threading.Lock()
+_default: Adapter | None = None
+_explicit = False
+
+
+def get_adapter() -> Adapter:
+    """The adapter ``Job.enqueue`` uses, built from the settings on first use."""
+    global _default
+    adapter = _default
+    if adapter is not None:
+        return adapter
+    with _lock:
+        if _default is None:
+            from pubsub_jobs.adapters.pubsub import PubSubAdapter
+
+            _default = PubSubAdapter()
+        return _default
+
+
+def set_adapter(adapter: Adapter | None) -> None:
+    """Make ``adapter`` the default (``None``: back to Pub/Sub from the settings)."""
+    global _default, _explicit
+    with _lock:
+        _default, _explicit = adapter, adapter is not None
+
+
+@contextmanager
+def use_adapter(adapter: Adapter) -> Iterator[Adapter]:
+    """Use ``adapter`` as the default inside a ``with`` block (tests)."""
+    global _default, _explicit
+    with _lock:
+        previous = (_default, _explicit)
+        _default, _explicit = adapter, True
+    try:
+        yield adapter
+    finally:
+        with _lock:
+            _default, _explicit = previous
+
+
+def _reset_default_adapter() -> None:
+    """Drop the settings-built default so new settings take effect (``configure``)."""
+    global _default
+    with _lock:
+        if not _explicit and _default is not None:
+            _default.close()
+            _default = None

@@ -1,0 +1,108 @@
+"""The adapter interface: how an application hands jobs over to be run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.message import JobMessage, utcnow
+from pubsub_jobs.middleware import Middleware, MiddlewareChain
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueuedJob:
+    """What ``enqueue`` returns: the job's id, and where and when it will run."""
+
+    job_id: str
+    job_name: str
+    queue: str
+    message_id: str | None = None
+    scheduled_at: datetime | None = None
+
+
+class Adapter(ABC):
+    """Publishes jobs. Subclasses implement :meth:`publish`, and :meth:`schedule` if they can.
+
+    :meth:`enqueue` runs the enqueue middleware and sends a job that is due later to
+    :meth:`schedule`, everything else to :meth:`publish`.
+    """
+
+    supports_delay: ClassVar[bool] = False
+    """Can hold a job until it is due (``using(delay=...)``/``using(run_at=...)``)."""
+
+    supports_bulk: ClassVar[bool] = False
+    """Publishes many jobs in batches rather than one by one."""
+
+    def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
+        self.middleware = MiddlewareChain(middleware)
+
+    @abstractmethod
+    def publish(self, message: JobMessage) -> EnqueuedJob:
+        """Make the job available to workers now; return once that is confirmed."""
+
+    def schedule(self, message: JobMessage) -> EnqueuedJob:
+        """Hold the job until ``message.scheduled_at``, then publish it."""
+        raise ConfigurationError(
+            f"{type(self).__name__} cannot hold delayed jobs; use the Pub/Sub adapter with "
+            "Cloud Tasks configured (PUBSUB_JOBS_CLOUD_TASKS_LOCATION)"
+        )
+
+    def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """Publish many jobs now; the default publishes them one by one."""
+        return [self.publish(message) for message in messages]
+
+    def enqueue(self, message: JobMessage) -> EnqueuedJob:
+        """Run enqueue middleware, then publish now or schedule for later."""
+        chain = self.middleware
+        if chain:
+            message = chain.before_enqueue(message)
+        try:
+            if is_delayed(message):
+                result = self.schedule(message)
+            else:
+                result = self.publish(message)
+        except BaseException as exc:
+            if chain:
+                chain.after_enqueue(message, None, exc)
+            raise
+        if chain:
+            chain.after_enqueue(message, result, None)
+        return result
+
+    def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """Enqueue many jobs: those due now in batches, delayed ones one by one."""
+        chain = self.middleware
+        if chain:
+            messages = [chain.before_enqueue(m) for m in messages]
+        now_ = [m for m in messages if not is_delayed(m)]
+        later = [m for m in messages if is_delayed(m)]
+        results = self.publish_many(now_) if now_ else []
+        results += [self.schedule(m) for m in later]
+        if chain:
+            by_id = {r.job_id: r for r in results}
+            for m in messages:
+                chain.after_enqueue(m, by_id.get(m.job_id), None)
+        return results
+
+    def close(self) -> None:
+        """Release clients; the adapter may be used again afterwards (they are rebuilt)."""
+        return None
+
+
+def is_delayed(message: JobMessage) -> bool:
+    """Due in the future: a delay of zero or less, or a time in the past, publishes at once."""
+    return message.scheduled_at is not None and message.scheduled_at > utcnow()
+
+
+def result_for(message: JobMessage, message_id: str | None) -> EnqueuedJob:
+    return EnqueuedJob(
+        job_id=message.job_id,
+        job_name=message.job_name,
+        queue=message.queue,
+        message_id=message_id,
+        scheduled_at=message.scheduled_at,
+    )

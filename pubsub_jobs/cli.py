@@ -1,0 +1,238 @@
+"""The ``pubsub-jobs`` command line. Signal handlers are installed here, never in the library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from pubsub_jobs.errors import JobError
+from pubsub_jobs.settings import get_settings
+
+log = logging.getLogger("pubsub_jobs.cli")
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """Import the modules that register jobs (the current directory is importable)."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        importlib.import_module(name)
+
+
+def import_job(name: str) -> Any:
+    """The job registered as ``name``, importing its module (the longest importable prefix).
+
+    Only an operator's command line does this; a message never names a module to import.
+    """
+    from pubsub_jobs.registry import default_registry
+
+    if name in default_registry:
+        return default_registry.get(name)
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            import_modules([module])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
+            raise
+        break
+    return default_registry.get(name)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from pubsub_jobs import _emulator
+
+    if args.action == "stop":
+        stopped = _emulator.stop_detached(args.port)
+        print("stopped" if stopped else f"no emulator of ours is running on port {args.port}")
+        return 0
+    host = f"127.0.0.1:{args.port}"
+    if _emulator.pubsub_emulator_ready(host):
+        print(f"# the Pub/Sub emulator already answers on {host}", file=sys.stderr)
+    else:
+        proc = _emulator.start_pubsub_emulator(args.port, detach=not args.foreground)
+        print(f"# Pub/Sub emulator ready on {proc.host} (pid {proc.pid}, log {proc.log_path}"
+              f"{', with the stream-cancel fix' if proc.patched else ''})", file=sys.stderr)
+        if args.foreground:
+            print(f"export PUBSUB_EMULATOR_HOST={proc.host}", flush=True)
+            try:
+                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            finally:
+                proc.stop()
+            return 0
+    print(f"export PUBSUB_EMULATOR_HOST={host}")
+    if not os.environ.get("PUBSUB_JOBS_PROJECT_ID") and not os.environ.get(
+        "GOOGLE_CLOUD_PROJECT"
+    ):
+        print("export PUBSUB_JOBS_PROJECT_ID=local-project")
+    return 0
+
+
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from pubsub_jobs.topology import bootstrap
+
+    report = bootstrap(args.queue, update=args.update)
+    for name in report.created:
+        print(f"created  {name}")
+    for name in report.updated:
+        print(f"updated  {name}")
+    for name in report.existing:
+        print(f"exists   {name}")
+    for name, diffs in report.drift.items():
+        print(f"DIFFERS  {name}")
+        for diff in diffs:
+            print(f"           {diff}")
+    if report.drift:
+        print("Some subscriptions differ from the settings: change the settings, or run "
+              "again with --update to apply them.", file=sys.stderr)
+        return 3
+    return 0
+
+
+class _Signals:
+    """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
+
+    def __init__(self, on_first: Callable[[], None]) -> None:
+        self.on_first = on_first
+        self.count = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            log.warning("%s: stopping (again to exit at once)", signal.Signals(signum).name)
+            self.on_first()
+        else:
+            log.warning("second signal: exiting now; unfinished jobs will be redelivered")
+            logging.shutdown()
+            os._exit(130)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from pubsub_jobs.worker import QueueSpec, Worker
+
+    import_modules(args.modules)
+    queues = [QueueSpec.parse(q, concurrency=args.concurrency, streams=args.streams)
+              for q in args.queue]
+    worker = Worker(
+        queues,
+        shutdown_timeout=args.shutdown_timeout,
+        burst=args.burst,
+        burst_idle=args.burst_idle,
+    )
+    _Signals(worker.request_stop).install()
+    clean = worker.run()
+    if worker.error is not None:
+        print(f"pubsub-jobs worker: {worker.error}", file=sys.stderr)
+        return 1
+    if not clean:
+        # Jobs outlived the shutdown timeout: leave without joining their threads.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+    return 0
+
+
+def _cmd_enqueue(args: argparse.Namespace) -> int:
+    call_args = json.loads(args.args)
+    call_kwargs = json.loads(args.kwargs)
+    if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
+        raise JobError("--args takes a JSON array and --kwargs a JSON object")
+    job = import_job(args.job_name)
+    options: dict[str, Any] = {}
+    if args.queue:
+        options["queue"] = args.queue
+    if args.delay:
+        options["delay"] = args.delay
+    if args.job_id:
+        options["job_id"] = args.job_id
+    target = job.using(**options) if options else job
+    result = target.enqueue(*call_args, **call_kwargs)
+    print(result.job_id)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pubsub_jobs import demo
+
+    code: int = demo.main(keep_emulator=args.keep_emulator)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pubsub-jobs", description="Background jobs on Google Cloud Pub/Sub."
+    )
+    parser.add_argument("--log-level", default=os.environ.get("PUBSUB_JOBS_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("emulator", help="start or stop the local Pub/Sub emulator")
+    p.add_argument("action", choices=["start", "stop"])
+    p.add_argument("--port", type=int, default=8085)
+    p.add_argument("--foreground", action="store_true", help="run until Ctrl-C")
+    p.set_defaults(func=_cmd_emulator)
+
+    p = sub.add_parser("bootstrap", help="create the queues' topics and subscriptions")
+    p.add_argument("--queue", action="append", required=True, metavar="Q")
+    p.add_argument("--update", action="store_true",
+                   help="change subscriptions whose policies differ from the settings")
+    p.set_defaults(func=_cmd_bootstrap)
+
+    p = sub.add_parser("worker", help="run jobs of some queues")
+    p.add_argument("modules", nargs="*", metavar="MODULE", help="modules that define jobs")
+    p.add_argument("--queue", action="append", required=True, metavar="Q[=N[xS]]",
+                   help="queue to work on; =N sets its concurrency, xS its streams")
+    p.add_argument("--concurrency", type=int, default=10, help="jobs at once per queue")
+    p.add_argument("--streams", type=int, default=1, help="streaming pulls per queue")
+    p.add_argument("--burst", action="store_true", help="exit once the queues are idle")
+    p.add_argument("--burst-idle", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("--shutdown-timeout", type=float, default=25.0, metavar="SECONDS",
+                   help="how long running jobs may finish after SIGTERM")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("enqueue", help="validate and enqueue one job")
+    p.add_argument("job_name")
+    p.add_argument("--args", default="[]", help="JSON array of positional arguments")
+    p.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments")
+    p.add_argument("--queue")
+    p.add_argument("--delay", type=float, metavar="SECONDS")
+    p.add_argument("--job-id")
+    p.set_defaults(func=_cmd_enqueue)
+
+    p = sub.add_parser("demo", help="run example jobs on a local emulator")
+    p.add_argument("--keep-emulator", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        get_settings()
+        code: int = args.func(args)
+    except (JobError, json.JSONDecodeError) as exc:
+        print(f"pubsub-jobs: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

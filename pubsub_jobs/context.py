@@ -1,0 +1,34 @@
+"""What a running job can know about itself: :func:`current_job`."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+
+from pubsub_jobs.errors import JobError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobContext:
+    """The job being performed: its id, name, queue and attempt (1 for the first run)."""
+
+    job_id: str
+    job_name: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    enqueued_at: datetime
+    scheduled_at: datetime | None = None
+    message_id: str | None = None
+
+
+_current: ContextVar[JobContext | None] = ContextVar("pubsub_jobs_current_job", default=None)
+
+
+def current_job() -> JobContext:
+    """The context of the job running in this thread or task; an error outside a job."""
+    ctx = _current.get()
+    if ctx is None:
+        raise JobError("current_job() is only available while a worker performs a job")
+    return ctx

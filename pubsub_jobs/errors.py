@@ -1,0 +1,124 @@
+"""Every error pubsub-jobs raises derives from :class:`JobError`.
+
+Built-in bases are mixed in where they fit, so ``except ValueError`` still works::
+
+    JobError
+    ├── ConfigurationError (ValueError)      a setting is missing or wrong
+    ├── JobDefinitionError (TypeError)       @job cannot be applied, or a name is taken twice
+    ├── UnknownJob (LookupError)             no job is registered under that name
+    ├── InvalidArguments (ValueError)        arguments do not fit the job's signature/types
+    ├── InvalidMessage (ValueError)          a message is not wire format v1
+    ├── MessageTooLarge (ValueError)         a job exceeds a Pub/Sub or Cloud Tasks limit
+    ├── EnqueueError                         publishing failed; the job is not enqueued
+    │   ├── TopicNotFound (LookupError)      the queue's topic does not exist
+    │   └── BulkEnqueueError                 some jobs of a bulk enqueue failed
+    └── TopologyDrift                        bootstrap found resources set up differently
+
+The Google API errors a publish can meet are sorted once, in :func:`is_transient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from google.api_core import exceptions as gexc
+
+if TYPE_CHECKING:
+    from pubsub_jobs.adapters.base import EnqueuedJob
+    from pubsub_jobs.message import JobMessage
+
+
+class JobError(Exception):
+    """Root of every error raised by pubsub-jobs."""
+
+
+class ConfigurationError(JobError, ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+class JobDefinitionError(JobError, TypeError):
+    """``@job`` was used on something it cannot run, or a job name is registered twice."""
+
+
+class UnknownJob(JobError, LookupError):
+    """No job is registered under the name."""
+
+
+class InvalidArguments(JobError, ValueError):
+    """The arguments do not fit the job's signature or its type hints."""
+
+
+class InvalidMessage(JobError, ValueError):
+    """A Pub/Sub message is not a job in wire format version 1."""
+
+
+class MessageTooLarge(JobError, ValueError):
+    """A job would exceed a Pub/Sub or Cloud Tasks size limit."""
+
+
+class EnqueueError(JobError):
+    """The job could not be published; it is not enqueued."""
+
+
+class TopicNotFound(EnqueueError, LookupError):
+    """The queue's topic does not exist."""
+
+
+class BulkEnqueueError(EnqueueError):
+    """Some jobs of a bulk enqueue were not published.
+
+    ``enqueued`` holds the jobs Pub/Sub confirmed, ``failed`` the messages that were not
+    published with the exception of each; enqueueing ``failed`` again is safe.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        enqueued: Sequence[EnqueuedJob],
+        failed: Sequence[tuple[JobMessage, BaseException]],
+    ) -> None:
+        super().__init__(message)
+        self.enqueued = list(enqueued)
+        self.failed = list(failed)
+
+
+class TopologyDrift(JobError):
+    """An existing topic or subscription is configured differently from the settings."""
+
+    def __init__(self, message: str, differences: Sequence[str]) -> None:
+        super().__init__(message)
+        self.differences = list(differences)
+
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.ResourceExhausted,
+    gexc.Aborted,
+    gexc.Unknown,
+    gexc.GatewayTimeout,
+    gexc.BadGateway,
+    gexc.RetryError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a Google API error may succeed when tried again (unavailable, deadline, quota).
+
+    Terminal errors (not found, permission denied, invalid argument) are not retried:
+    trying again only delays the error a person has to act on.
+    """
+    return isinstance(exc, _TRANSIENT)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, as dead-letter copies and logs show it."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+

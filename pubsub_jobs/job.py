@@ -1,0 +1,211 @@
+"""``@job``: turn a function into a job that can be enqueued and performed by a worker."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from pubsub_jobs._codec import ArgumentCodec
+from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
+from pubsub_jobs.message import JobMessage, new_job_id, utcnow
+from pubsub_jobs.registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueueOptions:
+    """What :meth:`Job.using` changes for the next enqueue."""
+
+    queue: str
+    delay: timedelta | None = None
+    run_at: datetime | None = None
+    job_id: str | None = None
+    adapter: Adapter | None = None
+
+
+class Job(Generic[P, R]):
+    """A registered job. Call it to run it here; :meth:`enqueue` to run it on a worker."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        discard_on: tuple[type[BaseException], ...] = (),
+        registry: Registry | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise JobDefinitionError(f"@job needs a function, not {fn!r}")
+        if max_attempts is not None and max_attempts < 1:
+            raise JobDefinitionError("max_attempts is at least 1")
+        for group in (retry_on or (), discard_on):
+            for exc_type in group:
+                if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+                    raise JobDefinitionError(f"{exc_type!r} is not an exception class")
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue = queue
+        self.max_attempts = max_attempts
+        self.retry_on = retry_on
+        self.discard_on = discard_on
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.codec = ArgumentCodec(fn, f"job {self.name!r}")
+        self._options = EnqueueOptions(queue=queue)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        (registry if registry is not None else default_registry).register(self)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} queue={self._options.queue!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as a plain call."""
+        return self.fn(*args, **kwargs)
+
+    def using(
+        self,
+        *,
+        queue: str | None = None,
+        delay: timedelta | float | None = None,
+        run_at: datetime | None = None,
+        job_id: str | None = None,
+        adapter: Adapter | None = None,
+    ) -> Job[P, R]:
+        """A copy of this job that enqueues with other options.
+
+        ``delay`` (a timedelta or seconds) or ``run_at`` (an aware datetime) hold the job in
+        Cloud Tasks until it is due; ``job_id`` makes a retried enqueue idempotent for
+        delayed jobs; ``adapter`` sends it somewhere else than the default adapter.
+        """
+        if delay is not None and run_at is not None:
+            raise ConfigurationError("give delay or run_at, not both")
+        if run_at is not None and run_at.tzinfo is None:
+            raise ConfigurationError("run_at must be an aware datetime (with a time zone)")
+        if isinstance(delay, int | float):
+            delay = timedelta(seconds=delay)
+        changes: dict[str, Any] = {"delay": delay, "run_at": run_at}
+        if queue is not None:
+            changes["queue"] = queue
+        if job_id is not None:
+            changes["job_id"] = job_id
+        if adapter is not None:
+            changes["adapter"] = adapter
+        clone = copy.copy(self)
+        clone._options = replace(self._options, **changes)
+        return clone
+
+    def message(self, *args: P.args, **kwargs: P.kwargs) -> JobMessage:
+        """Validate and encode a call into the message :meth:`enqueue` would publish."""
+        enc_args, enc_kwargs = self.codec.encode(args, kwargs)
+        options = self._options
+        scheduled_at = None
+        if options.run_at is not None:
+            scheduled_at = options.run_at
+        elif options.delay is not None:
+            scheduled_at = utcnow() + options.delay
+        return JobMessage(
+            job_name=self.name,
+            queue=options.queue,
+            args=enc_args,
+            kwargs=enc_kwargs,
+            job_id=options.job_id or new_job_id(),
+            scheduled_at=scheduled_at,
+        )
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
+        """Publish the job; returns once Pub/Sub (or Cloud Tasks, when delayed) confirmed it."""
+        return self._adapter().enqueue(self.message(*args, **kwargs))
+
+    def enqueue_many(
+        self, calls: Iterable[tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[EnqueuedJob]:
+        """Enqueue many calls at once: a tuple is positional arguments, a dict keywords.
+
+        Messages are published in batches; this returns when Pub/Sub confirmed all of them,
+        or raises :class:`~pubsub_jobs.errors.BulkEnqueueError` listing those it did not.
+        """
+        encode: Callable[..., JobMessage] = self.message
+        messages = [
+            encode(**call) if isinstance(call, Mapping) else encode(*call) for call in calls
+        ]
+        return self._adapter().enqueue_many(messages)
+
+    def _adapter(self) -> Adapter:
+        if self._options.adapter is not None:
+            return self._options.adapter
+        from pubsub_jobs.adapters import get_adapter
+
+        return get_adapter()
+
+
+@overload
+def job(fn: Callable[P, R], /) -> Job[P, R]: ...
+
+
+@overload
+def job(
+    *,
+    name: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    max_attempts: int | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
+    discard_on: tuple[type[BaseException], ...] = (),
+    registry: Registry | None = None,
+) -> Callable[[Callable[P, R]], Job[P, R]]: ...
+
+
+def job(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    max_attempts: int | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
+    discard_on: tuple[type[BaseException], ...] = (),
+    registry: Registry | None = None,
+) -> Job[P, R] | Callable[[Callable[P, R]], Job[P, R]]:
+    """Declare a job: ``@job`` or ``@job(queue="mailers", max_attempts=3, ...)``.
+
+    ``max_attempts`` defaults to the queue's ``max_delivery_attempts``; an exception in
+    ``discard_on`` is logged and dropped; when ``retry_on`` is given, any other exception
+    dead-letters the job at once (reason ``not_retryable``).
+    """
+
+    def decorate(func: Callable[P, R]) -> Job[P, R]:
+        return Job(
+            func,
+            name=name,
+            queue=queue,
+            max_attempts=max_attempts,
+            retry_on=retry_on,
+            discard_on=discard_on,
+            registry=registry,
+        )
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def enqueue_many(
+    messages: Iterable[JobMessage], adapter: Adapter | None = None
+) -> list[EnqueuedJob]:
+    """Enqueue messages of any jobs and queues (built with :meth:`Job.message`) in batches."""
+    if adapter is None:
+        from pubsub_jobs.adapters import get_adapter
+
+        adapter = get_adapter()
+    return adapter.enqueue_many(list(messages))

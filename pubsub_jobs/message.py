@@ -1,0 +1,183 @@
+"""Wire format version 1: how a job travels as one Pub/Sub message.
+
+``data`` is a UTF-8 JSON object ``{"args": [...], "kwargs": {...}}``; the metadata travels in
+string attributes (``job_name``, ``job_id``, ``queue_name``, ``enqueued_at``,
+``wire_version``, optionally ``scheduled_at``). The JSON Schema in ``schema/wire-v1.json``
+describes the same; :func:`schema` loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pubsub_jobs.errors import InvalidMessage, MessageTooLarge
+
+WIRE_VERSION = "1"
+REQUIRED_ATTRIBUTES = ("job_name", "job_id", "queue_name", "enqueued_at", "wire_version")
+
+#: Pub/Sub's limits on one message.
+MAX_DATA_BYTES = 10 * 1000 * 1000
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_KEY_BYTES = 256
+MAX_ATTRIBUTE_VALUE_BYTES = 1024
+
+
+def new_job_id() -> str:
+    """A fresh job id: a UUID4 string, also valid in a Cloud Tasks task name."""
+    return str(uuid.uuid4())
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as the wire format wants."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no time zone: pass an aware datetime")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time; naive times are refused."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset")
+    return moment
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class JobMessage:
+    """One job as it travels: encoded arguments plus metadata."""
+
+    job_name: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    job_id: str = field(default_factory=new_job_id)
+    enqueued_at: datetime = field(default_factory=utcnow)
+    scheduled_at: datetime | None = None
+    #: Further attributes carried along (e.g. ``traceparent``, dead-letter details).
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    #: Further keys of the data object, kept as they are.
+    extra_data: Mapping[str, Any] = field(default_factory=dict)
+
+    def encode_data(self) -> bytes:
+        body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}
+        if self.extra_data:
+            body = {**self.extra_data, **body}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def encode_attributes(self) -> dict[str, str]:
+        attributes = dict(self.attributes)
+        attributes.update(
+            job_name=self.job_name,
+            job_id=self.job_id,
+            queue_name=self.queue,
+            enqueued_at=format_time(self.enqueued_at),
+            wire_version=WIRE_VERSION,
+        )
+        if self.scheduled_at is not None:
+            attributes["scheduled_at"] = format_time(self.scheduled_at)
+        return attributes
+
+    def encode(self) -> tuple[bytes, dict[str, str]]:
+        """``(data, attributes)`` for Pub/Sub; refuses what exceeds Pub/Sub's limits."""
+        data = self.encode_data()
+        attributes = self.encode_attributes()
+        check_limits(data, attributes, what=f"job {self.job_name!r}")
+        return data, attributes
+
+    def with_attributes(self, **attributes: str) -> JobMessage:
+        return replace(self, attributes={**self.attributes, **attributes})
+
+    @classmethod
+    def decode(cls, data: bytes, attributes: Mapping[str, str]) -> JobMessage:
+        """Rebuild a job from a message, or raise :class:`InvalidMessage` saying what is wrong."""
+        missing = [name for name in REQUIRED_ATTRIBUTES if not attributes.get(name)]
+        if missing:
+            raise InvalidMessage(f"missing or empty attribute(s): {', '.join(missing)}")
+        version = attributes["wire_version"]
+        if version != WIRE_VERSION:
+            raise InvalidMessage(
+                f"unknown wire_version {version!r}; this worker reads version {WIRE_VERSION}"
+            )
+        try:
+            enqueued_at = parse_time(attributes["enqueued_at"])
+            scheduled = attributes.get("scheduled_at")
+            scheduled_at = parse_time(scheduled) if scheduled else None
+        except ValueError as exc:
+            raise InvalidMessage(f"bad time attribute: {exc}") from None
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InvalidMessage(f"data is not UTF-8: {exc}") from None
+        except ValueError as exc:
+            raise InvalidMessage(f"data is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise InvalidMessage(f"data is a JSON {type(body).__name__}, not an object")
+        args, kwargs = body.pop("args", None), body.pop("kwargs", None)
+        if not isinstance(args, list):
+            raise InvalidMessage('data needs "args", a JSON array')
+        if not isinstance(kwargs, dict):
+            raise InvalidMessage('data needs "kwargs", a JSON object')
+        known = {*REQUIRED_ATTRIBUTES, "scheduled_at"}
+        return cls(
+            job_name=attributes["job_name"],
+            queue=attributes["queue_name"],
+            args=args,
+            kwargs=kwargs,
+            job_id=attributes["job_id"],
+            enqueued_at=enqueued_at,
+            scheduled_at=scheduled_at,
+            attributes={k: v for k, v in attributes.items() if k not in known},
+            extra_data=body,
+        )
+
+
+def check_limits(data: bytes, attributes: Mapping[str, str], *, what: str) -> None:
+    """Refuse a message Pub/Sub would refuse, with a sentence saying what to do instead."""
+    if len(data) > MAX_DATA_BYTES:
+        raise MessageTooLarge(
+            f"{what} encodes to {len(data):,} bytes of arguments; a Pub/Sub message holds at "
+            f"most {MAX_DATA_BYTES:,}. Store large payloads elsewhere (Cloud Storage, a "
+            "database) and pass their key or URI instead."
+        )
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise MessageTooLarge(
+            f"{what} has {len(attributes)} attributes; Pub/Sub allows {MAX_ATTRIBUTES}"
+        )
+    for key, value in attributes.items():
+        if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
+            raise MessageTooLarge(
+                f"{what}: attribute name {key[:40]!r}... is longer than "
+                f"{MAX_ATTRIBUTE_KEY_BYTES} bytes"
+            )
+        if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+            raise MessageTooLarge(
+                f"{what}: attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes "
+                "(a shorter job name or queue name fits)"
+            )
+
+
+def truncate_utf8(text: str, limit: int = MAX_ATTRIBUTE_VALUE_BYTES) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-8 bytes without splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode("utf-8", errors="ignore") + "..."
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of wire format v1 (``data`` decoded from JSON, ``attributes``)."""
+    text = resources.files("pubsub_jobs").joinpath("schema/wire-v1.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

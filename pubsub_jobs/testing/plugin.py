@@ -1,0 +1,126 @@
+"""pytest plugin (entry point ``pytest11``): fixtures for testing code that uses pubsub-jobs.
+
+Emulator fixtures reuse ``PUBSUB_EMULATOR_HOST`` when an emulator answers there, else start
+one on a free port bound to 127.0.0.1 and stop it at the end of the session. They never skip:
+an emulator that cannot be started fails the test, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pubsub_jobs.adapters import use_adapter
+from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
+from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
+from pubsub_jobs.testing.helpers import DeadLetter, drain, pull_dead_letters
+from pubsub_jobs.topology import BootstrapReport, bootstrap, delete_topology
+from pubsub_jobs.worker.runner import QueueSpec, Worker
+
+#: Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff).
+FAST_QUEUES = QueueOptions(
+    min_retry_backoff=timedelta(0), max_retry_backoff=timedelta(seconds=1)
+)
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a ready Pub/Sub emulator; ``PUBSUB_EMULATOR_HOST`` is set to it."""
+    from pubsub_jobs import _emulator
+
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if host:
+        if not _emulator.pubsub_emulator_ready(host):
+            pytest.fail(
+                f"PUBSUB_EMULATOR_HOST={host}, but no Pub/Sub emulator answers there; start "
+                "one (`pubsub-jobs emulator start`) or unset the variable to let the tests "
+                "start their own"
+            )
+        yield host
+        return
+    log_path = Path(tmp_path_factory.mktemp("pubsub-emulator")) / "emulator.log"
+    try:
+        proc = _emulator.start_pubsub_emulator(_emulator.free_port(), log_path=log_path)
+    except _emulator.EmulatorError as exc:
+        pytest.fail(f"could not start the Pub/Sub emulator: {exc}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PUBSUB_EMULATOR_HOST", proc.host)
+        try:
+            yield proc.host
+        finally:
+            proc.stop()
+
+
+@pytest.fixture
+def pubsub_jobs_settings(pubsub_emulator: str) -> Iterator[Settings]:
+    """Settings for one test, installed with ``configure``: the emulator, a resource prefix of
+    the test's own, and queues that retry at once. Restored afterwards."""
+    settings = configure(
+        project_id="test-project",
+        prefix=f"t{uuid.uuid4().hex[:10]}-",
+        pubsub_emulator_host=pubsub_emulator,
+        queue_defaults=FAST_QUEUES,
+    )
+    try:
+        yield settings
+    finally:
+        reset()
+
+
+@pytest.fixture
+def bootstrap_queues(pubsub_jobs_settings: Settings) -> Iterator[Callable[..., BootstrapReport]]:
+    """``bootstrap_queues("default", "mailers")`` creates the queues; deleted after the test."""
+    created: list[str] = []
+
+    def make(*queues: str, settings: Settings | None = None) -> BootstrapReport:
+        created.extend(queues)
+        return bootstrap(queues, settings or pubsub_jobs_settings)
+
+    yield make
+    if created:
+        delete_topology(created, pubsub_jobs_settings)
+
+
+@pytest.fixture
+def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
+    """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it."""
+
+    def run(*queues: str | QueueSpec, **options: Any) -> Worker:
+        options.setdefault("settings", pubsub_jobs_settings)
+        return drain(*queues, **options)
+
+    return run
+
+
+@pytest.fixture
+def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadLetter]]:
+    """``dead_letters("default", expect=1)`` takes the queue's dead-lettered messages."""
+
+    def take(queue: str, **options: Any) -> list[DeadLetter]:
+        return pull_dead_letters(queue, pubsub_jobs_settings, **options)
+
+    return take
+
+
+@pytest.fixture
+def memory_adapter() -> Iterator[InMemoryAdapter]:
+    """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs them."""
+    adapter = InMemoryAdapter()
+    with use_adapter(adapter):
+        yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def immediate_adapter() -> Iterator[ImmediateAdapter]:
+    """Jobs enqueued in the test run at once; a failing job raises ``JobFailed``."""
+    adapter = ImmediateAdapter()
+    with use_adapter(adapter):
+        yield adapter
+    adapter.close()

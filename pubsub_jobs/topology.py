@@ -1,0 +1,204 @@
+"""The Pub/Sub resources of each queue, and ``bootstrap``, which creates them idempotently.
+
+For queue ``Q`` and prefix ``jobs-``: topic ``jobs-Q``; worker subscription ``jobs-Q-worker``
+with a dead-letter policy (to ``jobs-Q-dead-letter``) and an exponential retry policy;
+dead-letter topic and subscription ``jobs-Q-dead-letter``. Terraform creates the same from
+the same :class:`~pubsub_jobs.settings.QueueOptions`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+from google.protobuf import field_mask_pb2
+
+from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs.settings import QueueOptions, Settings, get_settings
+
+log = logging.getLogger("pubsub_jobs.topology")
+
+#: Dead-letter subscriptions keep their messages for a person to see: long ack deadline.
+DEAD_LETTER_ACK_DEADLINE = 60
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTopology:
+    """Full resource paths and options of one queue."""
+
+    queue: str
+    topic: str
+    subscription: str
+    dead_letter_topic: str
+    dead_letter_subscription: str
+    options: QueueOptions
+
+    @classmethod
+    def of(cls, queue: str, settings: Settings) -> QueueTopology:
+        return cls(
+            queue=queue,
+            topic=settings.topic_path(queue),
+            subscription=settings.subscription_path(queue),
+            dead_letter_topic=settings.dead_letter_topic_path(queue),
+            dead_letter_subscription=settings.dead_letter_subscription_path(queue),
+            options=settings.queue_options(queue),
+        )
+
+    def worker_subscription(self) -> pubsub_v1.types.Subscription:
+        o = self.options
+        return pubsub_v1.types.Subscription(
+            name=self.subscription,
+            topic=self.topic,
+            ack_deadline_seconds=o.ack_deadline_seconds,
+            message_retention_duration=o.message_retention,
+            dead_letter_policy=pubsub_v1.types.DeadLetterPolicy(
+                dead_letter_topic=self.dead_letter_topic,
+                max_delivery_attempts=o.max_delivery_attempts,
+            ),
+            retry_policy=pubsub_v1.types.RetryPolicy(
+                minimum_backoff=o.min_retry_backoff, maximum_backoff=o.max_retry_backoff
+            ),
+            expiration_policy=pubsub_v1.types.ExpirationPolicy(),
+        )
+
+    def dead_letter_subscription_spec(self) -> pubsub_v1.types.Subscription:
+        return pubsub_v1.types.Subscription(
+            name=self.dead_letter_subscription,
+            topic=self.dead_letter_topic,
+            ack_deadline_seconds=DEAD_LETTER_ACK_DEADLINE,
+            message_retention_duration=self.options.dead_letter_retention,
+            expiration_policy=pubsub_v1.types.ExpirationPolicy(),
+        )
+
+
+@dataclass
+class BootstrapReport:
+    """What ``bootstrap`` did: resources created, already there, differing, updated."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    drift: dict[str, list[str]] = field(default_factory=dict)
+    updated: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.drift
+
+
+_COMPARED = ("topic", "ack_deadline_seconds", "message_retention_duration",
+             "dead_letter_policy", "retry_policy")
+
+
+def _differences(actual: pubsub_v1.types.Subscription,
+                 wanted: pubsub_v1.types.Subscription) -> list[str]:
+    diffs = []
+    for name in _COMPARED:
+        have, want = _describe(getattr(actual, name)), _describe(getattr(wanted, name))
+        if have != want:
+            diffs.append(f"{name}: is {have}, configured {want}")
+    return diffs
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, pubsub_v1.types.DeadLetterPolicy):
+        if not value.dead_letter_topic:
+            return "none"
+        return f"{{topic {value.dead_letter_topic}, max {value.max_delivery_attempts}}}"
+    if isinstance(value, pubsub_v1.types.RetryPolicy):
+        lo, hi = value.minimum_backoff, value.maximum_backoff
+        if not lo and not hi:
+            return "none (immediate redelivery)"
+        return f"{{min {_describe(lo)}, max {_describe(hi)}}}"
+    return str(value)
+
+
+def bootstrap(
+    queues: Iterable[str],
+    settings: Settings | None = None,
+    *,
+    update: bool = False,
+) -> BootstrapReport:
+    """Create every queue's topics and subscriptions; existing ones are compared, not changed.
+
+    A worker subscription whose policies differ from the settings is reported in
+    ``report.drift``; with ``update=True`` it is changed to the settings instead (the topic
+    of a subscription cannot change: delete it to move it).
+    """
+    settings = settings or get_settings()
+    publisher = publisher_client(settings)
+    subscriber = subscriber_client(settings)
+    report = BootstrapReport()
+    try:
+        for queue in queues:
+            topo = QueueTopology.of(queue, settings)
+            for topic in (topo.topic, topo.dead_letter_topic):
+                try:
+                    publisher.create_topic(name=topic)
+                    report.created.append(topic)
+                except gexc.AlreadyExists:
+                    report.existing.append(topic)
+            for wanted in (topo.dead_letter_subscription_spec(), topo.worker_subscription()):
+                _ensure_subscription(subscriber, wanted, report, update)
+    finally:
+        subscriber.close()
+        publisher.stop()
+    return report
+
+
+def _ensure_subscription(
+    subscriber: pubsub_v1.SubscriberClient,
+    wanted: pubsub_v1.types.Subscription,
+    report: BootstrapReport,
+    update: bool,
+) -> None:
+    try:
+        subscriber.create_subscription(request=wanted)
+        report.created.append(wanted.name)
+        return
+    except gexc.AlreadyExists:
+        pass
+    actual = subscriber.get_subscription(subscription=wanted.name)
+    diffs = _differences(actual, wanted)
+    if not diffs:
+        report.existing.append(wanted.name)
+        return
+    if update and actual.topic == wanted.topic:
+        paths = [n for n in _COMPARED[1:]
+                 if _describe(getattr(actual, n)) != _describe(getattr(wanted, n))]
+        subscriber.update_subscription(
+            request={"subscription": wanted,
+                     "update_mask": field_mask_pb2.FieldMask(paths=paths)}
+        )
+        report.updated.append(wanted.name)
+        log.warning("updated %s: %s", wanted.name, "; ".join(diffs))
+        return
+    report.drift[wanted.name] = diffs
+
+
+def delete_topology(queues: Iterable[str], settings: Settings | None = None) -> None:
+    """Delete every queue's topics and subscriptions (tests, and tearing down a dev project)."""
+    settings = settings or get_settings()
+    publisher = publisher_client(settings)
+    subscriber = subscriber_client(settings)
+    try:
+        for queue in queues:
+            topo = QueueTopology.of(queue, settings)
+            for sub in (topo.subscription, topo.dead_letter_subscription):
+                try:
+                    subscriber.delete_subscription(subscription=sub)
+                except gexc.NotFound:
+                    pass
+            for topic in (topo.topic, topo.dead_letter_topic):
+                try:
+                    publisher.delete_topic(topic=topic)
+                except gexc.NotFound:
+                    pass
+    finally:
+        subscriber.close()
+        publisher.stop()

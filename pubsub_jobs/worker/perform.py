@@ -1,0 +1,249 @@
+"""Perform one message: decode it, look the job up, run it, and decide what to do with it.
+
+This is the worker's whole policy, shared by the Pub/Sub worker and the in-memory adapter;
+it never touches Pub/Sub itself. The caller carries out the :class:`Outcome`: ack, nack, or
+publish a dead-letter copy (:func:`dead_letter_attributes`) and then ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from pubsub_jobs.context import JobContext, _current
+from pubsub_jobs.errors import InvalidArguments, InvalidMessage, UnknownJob, describe
+from pubsub_jobs.message import JobMessage, format_time, truncate_utf8, utcnow
+from pubsub_jobs.middleware import MiddlewareChain
+from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.settings import Settings, get_settings
+
+log = logging.getLogger("pubsub_jobs.worker")
+
+
+class Action(enum.Enum):
+    ACK = "ack"
+    NACK = "nack"
+    DEAD_LETTER = "dead_letter"
+
+
+class Reason(enum.StrEnum):
+    """Why a message was settled the way it was; dead-letter reasons travel as attributes."""
+
+    SUCCEEDED = "succeeded"
+    DISCARDED = "discarded"
+    RETRY = "retry"
+    MAX_ATTEMPTS = "max_attempts"
+    NOT_RETRYABLE = "not_retryable"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_JOB = "unknown_job"
+    INVALID_ARGUMENTS = "invalid_arguments"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to do with a message, and why."""
+
+    action: Action
+    reason: Reason
+    error: BaseException | None = None
+    duration: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None and self.reason is not Reason.DISCARDED
+
+
+DEAD_LETTER_ATTRIBUTES = (
+    "dead_letter_reason",
+    "dead_letter_error",
+    "dead_lettered_at",
+    "delivery_attempt",
+)
+
+
+def dead_letter_attributes(
+    attributes: Mapping[str, str], outcome: Outcome, delivery_attempt: int | None
+) -> dict[str, str]:
+    """The original attributes plus why and when the copy was dead-lettered."""
+    copy = {k: v for k, v in attributes.items() if k not in DEAD_LETTER_ATTRIBUTES}
+    copy["dead_letter_reason"] = outcome.reason.value
+    copy["dead_letter_error"] = truncate_utf8(describe(outcome.error) if outcome.error else "")
+    copy["dead_lettered_at"] = format_time(utcnow())
+    copy["delivery_attempt"] = str(delivery_attempt or 1)
+    return copy
+
+
+class AsyncRunner:
+    """One event loop in a daemon thread, where ``async def`` jobs run.
+
+    Job threads hand coroutines over and wait for their result, so a sync and an async job
+    are settled the same way.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        return future.result()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="pubsub-jobs-async", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            if not thread.is_alive():
+                loop.close()
+
+
+class Performer:
+    """Turns a message into an :class:`Outcome` by running its job."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        settings: Settings | None = None,
+        middleware: MiddlewareChain | None = None,
+        async_runner: AsyncRunner | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else default_registry
+        self.settings = settings or get_settings()
+        self.middleware = middleware or MiddlewareChain()
+        self.async_runner = async_runner or AsyncRunner()
+
+    def perform(
+        self,
+        data: bytes,
+        attributes: Mapping[str, str],
+        delivery_attempt: int | None = None,
+        message_id: str | None = None,
+        queue: str | None = None,
+    ) -> Outcome:
+        try:
+            message = JobMessage.decode(data, attributes)
+        except InvalidMessage as exc:
+            return _dead(Reason.INVALID_MESSAGE, exc)
+        try:
+            job = self.registry.get(message.job_name)
+        except UnknownJob as exc:
+            return _dead(Reason.UNKNOWN_JOB, exc)
+        try:
+            args, kwargs = job.codec.decode(message.args, message.kwargs)
+        except InvalidArguments as exc:
+            return _dead(Reason.INVALID_ARGUMENTS, exc)
+        attempt = delivery_attempt or 1
+        max_attempts = job.max_attempts or self.settings.queue_options(
+            queue or message.queue
+        ).max_delivery_attempts
+        context = JobContext(
+            job_id=message.job_id,
+            job_name=message.job_name,
+            queue=queue or message.queue,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            enqueued_at=message.enqueued_at,
+            scheduled_at=message.scheduled_at,
+            message_id=message_id,
+        )
+        chain = self.middleware
+        if chain:
+            chain.before_perform(context)
+        started = time.perf_counter()
+        token = _current.set(context)
+        try:
+            if job.is_async:
+                self.async_runner.run(_with_context(context, job.fn(*args, **kwargs)))
+            else:
+                job.fn(*args, **kwargs)
+        except Exception as exc:
+            outcome = _failure(exc, job.retry_on, job.discard_on, attempt, max_attempts)
+        else:
+            outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
+        finally:
+            _current.reset(token)
+        outcome = Outcome(outcome.action, outcome.reason, outcome.error,
+                          time.perf_counter() - started)
+        _log_outcome(context, outcome)
+        if chain:
+            chain.after_perform(context, outcome)
+        return outcome
+
+    def close(self) -> None:
+        self.async_runner.close()
+
+
+async def _with_context(context: JobContext, coro: Coroutine[Any, Any, Any]) -> Any:
+    _current.set(context)
+    return await coro
+
+
+def _dead(reason: Reason, exc: BaseException) -> Outcome:
+    log.error("dead-lettering a message (%s): %s", reason.value, exc)
+    return Outcome(Action.DEAD_LETTER, reason, exc)
+
+
+def _failure(
+    exc: Exception,
+    retry_on: tuple[type[BaseException], ...] | None,
+    discard_on: tuple[type[BaseException], ...],
+    attempt: int,
+    max_attempts: int,
+) -> Outcome:
+    if discard_on and isinstance(exc, discard_on):
+        return Outcome(Action.ACK, Reason.DISCARDED, exc)
+    if retry_on is not None and not isinstance(exc, retry_on):
+        return Outcome(Action.DEAD_LETTER, Reason.NOT_RETRYABLE, exc)
+    if attempt >= max_attempts:
+        return Outcome(Action.DEAD_LETTER, Reason.MAX_ATTEMPTS, exc)
+    return Outcome(Action.NACK, Reason.RETRY, exc)
+
+
+def _log_outcome(context: JobContext, outcome: Outcome) -> None:
+    extra = {
+        "job_id": context.job_id,
+        "job_name": context.job_name,
+        "queue": context.queue,
+        "attempt": context.attempt,
+        "duration": round(outcome.duration, 6),
+        "outcome": outcome.reason.value,
+    }
+    if outcome.error is None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s succeeded in %.3fs", context.job_name, context.job_id,
+                      outcome.duration, extra=extra)
+        return
+    level = logging.INFO if outcome.reason is Reason.DISCARDED else logging.WARNING
+    log.log(
+        level,
+        "%s %s attempt %d/%d: %s -> %s",
+        context.job_name,
+        context.job_id,
+        context.attempt,
+        context.max_attempts,
+        describe(outcome.error),
+        outcome.reason.value,
+        exc_info=outcome.error if outcome.action is Action.DEAD_LETTER else None,
+        extra=extra,
+    )
