@@ -50,31 +50,69 @@ def import_job(name: str) -> Any:
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
-    from pubsub_jobs import _emulator
+    """Start (or stop) the Pub/Sub emulator and the Cloud Tasks emulator on 127.0.0.1."""
+    from pubsub_jobs import _emulator, _tasks_emulator
 
     if args.action == "stop":
         stopped = _emulator.stop_detached(args.port)
         print("stopped" if stopped else f"no emulator of ours is running on port {args.port}")
+        if not args.no_cloud_tasks:
+            stopped = _tasks_emulator.stop_detached(args.tasks_port)
+            print("stopped the Cloud Tasks emulator" if stopped else
+                  f"no Cloud Tasks emulator of ours is running on port {args.tasks_port}")
         return 0
-    host = f"127.0.0.1:{args.port}"
-    if _emulator.pubsub_emulator_ready(host):
-        print(f"# the Pub/Sub emulator already answers on {host}", file=sys.stderr)
-    else:
-        proc = _emulator.start_pubsub_emulator(args.port, detach=not args.foreground)
-        print(f"# Pub/Sub emulator ready on {proc.host} (pid {proc.pid}, log {proc.log_path}"
-              f"{', with the stream-cancel fix' if proc.patched else ''})", file=sys.stderr)
+    env = os.environ
+    project = env.get("PUBSUB_JOBS_PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT")
+    location = env.get("PUBSUB_JOBS_CLOUD_TASKS_LOCATION") or "us-central1"
+    queue = env.get("PUBSUB_JOBS_CLOUD_TASKS_QUEUE") or "jobs-delayed"
+    exports: dict[str, str] = {}
+    started: list[_emulator.EmulatorProcess] = []
+    detach = not args.foreground
+    try:
+        host = f"127.0.0.1:{args.port}"
+        if _emulator.pubsub_emulator_ready(host):
+            print(f"# the Pub/Sub emulator already answers on {host}", file=sys.stderr)
+        else:
+            proc = _emulator.start_pubsub_emulator(args.port, detach=detach)
+            started.append(proc)
+            print(f"# Pub/Sub emulator ready on {proc.host} (pid {proc.pid}, log {proc.log_path}"
+                  f"{', with the stream-cancel fix' if proc.patched else ''})", file=sys.stderr)
+        exports["PUBSUB_EMULATOR_HOST"] = host
+        if not project:
+            exports["PUBSUB_JOBS_PROJECT_ID"] = "local-project"
+        if not args.no_cloud_tasks:
+            tasks_host = f"127.0.0.1:{args.tasks_port}"
+            if _tasks_emulator.tasks_emulator_ready(tasks_host):
+                print(f"# the Cloud Tasks emulator already answers on {tasks_host}",
+                      file=sys.stderr)
+            else:
+                # Its delayed-jobs queue exists from the start; `bootstrap` creates it too.
+                queue_path = (f"projects/{project or 'local-project'}/locations/{location}"
+                              f"/queues/{queue}")
+                tasks = _tasks_emulator.start_tasks_emulator(
+                    args.tasks_port, detach=detach, queues=[queue_path]
+                )
+                started.append(tasks)
+                print(f"# Cloud Tasks emulator ready on {tasks.host} (pid {tasks.pid}, log "
+                      f"{tasks.log_path}), queue {queue_path}", file=sys.stderr)
+            exports["CLOUD_TASKS_EMULATOR_HOST"] = tasks_host
+            if not env.get("PUBSUB_JOBS_CLOUD_TASKS_LOCATION"):
+                exports["PUBSUB_JOBS_CLOUD_TASKS_LOCATION"] = location
+    except _emulator.EmulatorError as exc:
+        print(f"pubsub-jobs emulator: {exc}", file=sys.stderr)
         if args.foreground:
-            print(f"export PUBSUB_EMULATOR_HOST={proc.host}", flush=True)
-            try:
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
-            finally:
+            for proc in started:
                 proc.stop()
-            return 0
-    print(f"export PUBSUB_EMULATOR_HOST={host}")
-    if not os.environ.get("PUBSUB_JOBS_PROJECT_ID") and not os.environ.get(
-        "GOOGLE_CLOUD_PROJECT"
-    ):
-        print("export PUBSUB_JOBS_PROJECT_ID=local-project")
+        return 1
+    for name, value in exports.items():
+        print(f"export {name}={value}", flush=True)
+    if args.foreground:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        finally:
+            for proc in reversed(started):
+                proc.stop()
     return 0
 
 
@@ -147,8 +185,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_enqueue(args: argparse.Namespace) -> int:
-    call_args = json.loads(args.args)
-    call_kwargs = json.loads(args.kwargs)
+    try:
+        call_args = json.loads(args.args)
+        call_kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as exc:
+        which = "--args" if exc.doc == args.args else "--kwargs"
+        raise JobError(f"{which} is not valid JSON ({exc}): {exc.doc!r}") from None
     if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
         raise JobError("--args takes a JSON array and --kwargs a JSON object")
     job = import_job(args.job_name)
@@ -172,6 +214,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_terraform_vars(args: argparse.Namespace) -> int:
+    from pubsub_jobs import terraform
+
+    if args.output == "-":
+        sys.stdout.write(terraform.render_terraform_vars(args.queue))
+        return 0
+    path = terraform.write_terraform_vars(args.output, args.queue)
+    print(f"wrote {path} ({len(set(args.queue))} queue(s)) for the module in terraform/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pubsub-jobs", description="Background jobs on Google Cloud Pub/Sub."
@@ -179,9 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("PUBSUB_JOBS_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("emulator", help="start or stop the local Pub/Sub emulator")
+    p = sub.add_parser("emulator",
+                       help="start or stop the local Pub/Sub and Cloud Tasks emulators")
     p.add_argument("action", choices=["start", "stop"])
-    p.add_argument("--port", type=int, default=8085)
+    p.add_argument("--port", type=int, default=8085, help="Pub/Sub emulator port")
+    p.add_argument("--tasks-port", type=int, default=9022, help="Cloud Tasks emulator port")
+    p.add_argument("--no-cloud-tasks", action="store_true",
+                   help="only the Pub/Sub emulator (no delayed jobs)")
     p.add_argument("--foreground", action="store_true", help="run until Ctrl-C")
     p.set_defaults(func=_cmd_emulator)
 
@@ -190,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true",
                    help="change subscriptions whose policies differ from the settings")
     p.set_defaults(func=_cmd_bootstrap)
+
+    p = sub.add_parser("terraform-vars",
+                       help="write the queues' settings as variables of the Terraform module")
+    p.add_argument("--queue", action="append", required=True, metavar="Q")
+    p.add_argument("--output", default="pubsub-jobs.auto.tfvars.json", metavar="PATH",
+                   help="file to write ('-' for standard output)")
+    p.set_defaults(func=_cmd_terraform_vars)
 
     p = sub.add_parser("worker", help="run jobs of some queues")
     p.add_argument("modules", nargs="*", metavar="MODULE", help="modules that define jobs")
@@ -215,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run example jobs on a local emulator")
     p.add_argument("--keep-emulator", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    from pubsub_jobs import _cli_ops
+
+    _cli_ops.register(sub)  # dead list/show/retry/purge, queues
     return parser
 
 

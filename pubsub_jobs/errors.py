@@ -6,13 +6,16 @@ Built-in bases are mixed in where they fit, so ``except ValueError`` still works
     ├── ConfigurationError (ValueError)      a setting is missing or wrong
     ├── JobDefinitionError (TypeError)       @job cannot be applied, or a name is taken twice
     ├── UnknownJob (LookupError)             no job is registered under that name
+    ├── DeadJobNotFound (LookupError)        no such job in a queue's dead set
     ├── InvalidArguments (ValueError)        arguments do not fit the job's signature/types
     ├── InvalidMessage (ValueError)          a message is not wire format v1
     ├── MessageTooLarge (ValueError)         a job exceeds a Pub/Sub or Cloud Tasks limit
+    ├── ScheduleTooFar (ValueError)          a delayed job is due beyond Cloud Tasks' 30 days
     ├── EnqueueError                         publishing failed; the job is not enqueued
     │   ├── TopicNotFound (LookupError)      the queue's topic does not exist
     │   └── BulkEnqueueError                 some jobs of a bulk enqueue failed
-    └── TopologyDrift                        bootstrap found resources set up differently
+    ├── TopologyDrift                        bootstrap found resources set up differently
+    └── Retry                                raised by a job: run me again after ``delay``
 
 The Google API errors a publish can meet are sorted once, in :func:`is_transient`.
 """
@@ -20,6 +23,7 @@ The Google API errors a publish can meet are sorted once, in :func:`is_transient
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
@@ -45,6 +49,10 @@ class UnknownJob(JobError, LookupError):
     """No job is registered under the name."""
 
 
+class DeadJobNotFound(JobError, LookupError):
+    """No dead job with that job id (or message id) is in the queue's dead set."""
+
+
 class InvalidArguments(JobError, ValueError):
     """The arguments do not fit the job's signature or its type hints."""
 
@@ -55,6 +63,10 @@ class InvalidMessage(JobError, ValueError):
 
 class MessageTooLarge(JobError, ValueError):
     """A job would exceed a Pub/Sub or Cloud Tasks size limit."""
+
+
+class ScheduleTooFar(JobError, ValueError):
+    """A delayed job is due further ahead than Cloud Tasks can hold it (30 days)."""
 
 
 class EnqueueError(JobError):
@@ -89,6 +101,22 @@ class TopologyDrift(JobError):
     def __init__(self, message: str, differences: Sequence[str]) -> None:
         super().__init__(message)
         self.differences = list(differences)
+
+
+class Retry(JobError):
+    """Raised by a job to be run again after ``delay`` (a timedelta or seconds).
+
+    The retry counts toward the job's ``max_attempts``; once they are used up the job is
+    dead-lettered (reason ``max_attempts``). A delay is held by Cloud Tasks, so it may be far
+    longer than Pub/Sub's 600 s backoff; without one (or with zero) the message is nacked and
+    Pub/Sub redelivers it after the subscription's backoff.
+    """
+
+    def __init__(self, message: str = "", *, delay: timedelta | float | None = None) -> None:
+        super().__init__(message or "retry requested")
+        if isinstance(delay, int | float):
+            delay = timedelta(seconds=delay)
+        self.delay: timedelta | None = delay
 
 
 _TRANSIENT: tuple[type[BaseException], ...] = (

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: How long a failed job waits before its next attempt: a timedelta, seconds, or a function
+#: of the attempt that failed (1 for the first run) returning either.
+RetryWait = timedelta | float | Callable[[int], "timedelta | float"]
+
 DEFAULT_QUEUE = "default"
 
 
@@ -46,6 +50,7 @@ class Job(Generic[P, R]):
         max_attempts: int | None = None,
         retry_on: tuple[type[BaseException], ...] | None = None,
         discard_on: tuple[type[BaseException], ...] = (),
+        retry_wait: RetryWait | None = None,
         registry: Registry | None = None,
     ) -> None:
         if not callable(fn):
@@ -56,12 +61,21 @@ class Job(Generic[P, R]):
             for exc_type in group:
                 if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
                     raise JobDefinitionError(f"{exc_type!r} is not an exception class")
+        if retry_wait is not None and not callable(retry_wait):
+            seconds = (retry_wait.total_seconds() if isinstance(retry_wait, timedelta)
+                       else retry_wait)
+            if not isinstance(seconds, int | float) or seconds <= 0:
+                raise JobDefinitionError(
+                    f"retry_wait is a positive timedelta, seconds, or a function of the "
+                    f"attempt, not {retry_wait!r}"
+                )
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.queue = queue
         self.max_attempts = max_attempts
         self.retry_on = retry_on
         self.discard_on = discard_on
+        self.retry_wait = retry_wait
         self.is_async = inspect.iscoroutinefunction(fn)
         self.codec = ArgumentCodec(fn, f"job {self.name!r}")
         self._options = EnqueueOptions(queue=queue)
@@ -71,6 +85,15 @@ class Job(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Job {self.name} queue={self._options.queue!r}>"
+
+    def retry_delay(self, attempt: int) -> timedelta | None:
+        """How long to wait after failed ``attempt`` when ``retry_wait`` is set, else None."""
+        wait = self.retry_wait
+        if wait is None:
+            return None
+        if callable(wait):
+            wait = wait(attempt)
+        return wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function here and now, as a plain call."""
@@ -164,6 +187,7 @@ def job(
     max_attempts: int | None = None,
     retry_on: tuple[type[BaseException], ...] | None = None,
     discard_on: tuple[type[BaseException], ...] = (),
+    retry_wait: RetryWait | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[P, R]], Job[P, R]]: ...
 
@@ -177,13 +201,16 @@ def job(
     max_attempts: int | None = None,
     retry_on: tuple[type[BaseException], ...] | None = None,
     discard_on: tuple[type[BaseException], ...] = (),
+    retry_wait: RetryWait | None = None,
     registry: Registry | None = None,
 ) -> Job[P, R] | Callable[[Callable[P, R]], Job[P, R]]:
     """Declare a job: ``@job`` or ``@job(queue="mailers", max_attempts=3, ...)``.
 
     ``max_attempts`` defaults to the queue's ``max_delivery_attempts``; an exception in
     ``discard_on`` is logged and dropped; when ``retry_on`` is given, any other exception
-    dead-letters the job at once (reason ``not_retryable``).
+    dead-letters the job at once (reason ``not_retryable``). ``retry_wait`` (a timedelta,
+    seconds, or a function of the failed attempt) makes a retry wait that long in Cloud Tasks
+    instead of Pub/Sub's backoff (at most 600 s); retries still count toward ``max_attempts``.
     """
 
     def decorate(func: Callable[P, R]) -> Job[P, R]:
@@ -194,6 +221,7 @@ def job(
             max_attempts=max_attempts,
             retry_on=retry_on,
             discard_on=discard_on,
+            retry_wait=retry_wait,
             registry=registry,
         )
 

@@ -3,7 +3,9 @@
 For queue ``Q`` and prefix ``jobs-``: topic ``jobs-Q``; worker subscription ``jobs-Q-worker``
 with a dead-letter policy (to ``jobs-Q-dead-letter``) and an exponential retry policy;
 dead-letter topic and subscription ``jobs-Q-dead-letter``. Terraform creates the same from
-the same :class:`~pubsub_jobs.settings.QueueOptions`.
+the same :class:`~pubsub_jobs.settings.QueueOptions`. When a Cloud Tasks location is
+configured, ``bootstrap`` also creates the Cloud Tasks queue that holds delayed jobs
+(``jobs-delayed``), shared by every queue.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
@@ -145,10 +148,47 @@ def bootstrap(
                     report.existing.append(topic)
             for wanted in (topo.dead_letter_subscription_spec(), topo.worker_subscription()):
                 _ensure_subscription(subscriber, wanted, report, update)
+        if settings.cloud_tasks_location:
+            ensure_cloud_tasks_queue(settings, report)
     finally:
         subscriber.close()
         publisher.stop()
     return report
+
+
+def cloud_tasks_queue_spec(settings: Settings) -> Any:
+    """The Cloud Tasks queue of delayed jobs, as Terraform makes it: a failed publish of a
+    due job (Pub/Sub unavailable, a permission missing) is tried 100 times, 1 s to 5 min apart."""
+    from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_queue_path, tasks_v2
+
+    return tasks_v2.Queue(
+        name=cloud_tasks_queue_path(settings),
+        retry_config=tasks_v2.RetryConfig(
+            max_attempts=100, min_backoff=timedelta(seconds=1), max_backoff=timedelta(minutes=5)
+        ),
+    )
+
+
+def ensure_cloud_tasks_queue(
+    settings: Settings | None = None, report: BootstrapReport | None = None
+) -> str:
+    """Create the Cloud Tasks queue of delayed jobs if it does not exist; returns its name."""
+    from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client
+
+    settings = settings or get_settings()
+    queue = cloud_tasks_queue_spec(settings)
+    parent = queue.name.rsplit("/queues/", 1)[0]
+    client = cloud_tasks_client(settings)
+    try:
+        client.create_queue(parent=parent, queue=queue)
+        if report is not None:
+            report.created.append(queue.name)
+    except gexc.AlreadyExists:
+        if report is not None:
+            report.existing.append(queue.name)
+    finally:
+        client.transport.close()
+    return str(queue.name)
 
 
 def _ensure_subscription(

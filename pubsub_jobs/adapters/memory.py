@@ -18,7 +18,13 @@ from pubsub_jobs.message import JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.registry import Registry
 from pubsub_jobs.settings import Settings
-from pubsub_jobs.worker.perform import Action, Outcome, Performer, dead_letter_attributes
+from pubsub_jobs.worker.perform import (
+    Action,
+    Outcome,
+    Performer,
+    dead_letter_attributes,
+    rescheduled,
+)
 
 
 @dataclass
@@ -123,6 +129,8 @@ class InMemoryAdapter(Adapter):
             with self._lock:
                 names = [queue] if queue else [n for n, q in self.queues.items() if q]
                 name = next((n for n in names if self.queues.get(n)), None)
+                if name is None and self._release_due(include_delayed):
+                    continue  # rescheduled jobs that are due (or included) now
                 if name is None:
                     break
                 stored = self.queues[name].popleft()
@@ -140,10 +148,13 @@ class InMemoryAdapter(Adapter):
                 summary.retried += 1
                 with self._lock:
                     self.queues[name].append(stored)
+            elif outcome.action is Action.RESCHEDULE:
+                summary.retried += 1
+                self.schedule(rescheduled(stored.job, outcome))
             else:
                 summary.dead_lettered += 1
                 attributes = dead_letter_attributes(
-                    stored.attributes, outcome, stored.delivery_attempt
+                    stored.attributes, outcome, outcome.attempt or stored.delivery_attempt
                 )
                 with self._lock:
                     self.dead[name].append(StoredMessage(stored.data, attributes,
@@ -151,17 +162,21 @@ class InMemoryAdapter(Adapter):
                                                          stored.message_id))
         return summary
 
-    def _release_due(self, include_delayed: bool) -> None:
+    def _release_due(self, include_delayed: bool) -> bool:
+        """Move scheduled jobs that are due (all, with ``include_delayed``) to their queues."""
         now = utcnow()
+        released = False
         with self._lock:
             keep = []
             for stored in self.scheduled:
                 job = stored.job
                 if include_delayed or (job.scheduled_at is not None and job.scheduled_at <= now):
                     self.queues[job.queue].append(stored)
+                    released = True
                 else:
                     keep.append(stored)
             self.scheduled = keep
+        return released
 
     def clear(self) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ class DeadLetter:
 def drain(
     *queues: str | QueueSpec,
     settings: Settings | None = None,
-    idle: float = 1.0,
+    idle: float = 2.0,
     timeout: float = 60.0,
     **worker_options: Any,
 ) -> Worker:

@@ -25,7 +25,7 @@ from pubsub_jobs.worker.runner import QueueSpec, Worker
 
 #: Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff).
 FAST_QUEUES = QueueOptions(
-    min_retry_backoff=timedelta(0), max_retry_backoff=timedelta(seconds=1)
+    min_retry_backoff=timedelta(0), max_retry_backoff=timedelta(seconds=0.5)
 )
 
 
@@ -71,6 +71,58 @@ def pubsub_jobs_settings(pubsub_emulator: str) -> Iterator[Settings]:
         yield settings
     finally:
         reset()
+
+
+@pytest.fixture(scope="session")
+def cloud_tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a ready Cloud Tasks emulator; ``CLOUD_TASKS_EMULATOR_HOST`` is set to it.
+
+    Reuses ``CLOUD_TASKS_EMULATOR_HOST`` when an emulator answers there, else starts one (the
+    first time ever, after creating its private virtualenv from PyPI).
+    """
+    from pubsub_jobs import _emulator, _tasks_emulator
+
+    host = os.environ.get("CLOUD_TASKS_EMULATOR_HOST")
+    if host:
+        if not _tasks_emulator.tasks_emulator_ready(host, timeout=5.0):
+            pytest.fail(
+                f"CLOUD_TASKS_EMULATOR_HOST={host}, but no Cloud Tasks emulator answers there; "
+                "start one (`pubsub-jobs emulator start`) or unset the variable to let the "
+                "tests start their own"
+            )
+        yield host
+        return
+    log_path = Path(tmp_path_factory.mktemp("tasks-emulator")) / "emulator.log"
+    try:
+        proc = _tasks_emulator.start_tasks_emulator(_emulator.free_port(), log_path=log_path)
+    except _emulator.EmulatorError as exc:
+        pytest.fail(f"could not start the Cloud Tasks emulator: {exc}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLOUD_TASKS_EMULATOR_HOST", proc.host)
+        try:
+            yield proc.host
+        finally:
+            proc.stop()
+
+
+@pytest.fixture
+def delayed_jobs_settings(
+    pubsub_jobs_settings: Settings, cloud_tasks_emulator: str
+) -> Iterator[Settings]:
+    """``pubsub_jobs_settings`` plus Cloud Tasks on its emulator (location ``us-central1``),
+    with the delayed-jobs queue created: ``using(delay=...)`` and long-wait retries work.
+    Pass it on (``bootstrap_queues(..., settings=...)``, ``drain_queues(..., settings=...)``)."""
+    from pubsub_jobs.topology import ensure_cloud_tasks_queue
+
+    settings = configure(
+        **{
+            **pubsub_jobs_settings.model_dump(),
+            "cloud_tasks_location": "us-central1",
+            "cloud_tasks_emulator_host": cloud_tasks_emulator,
+        }
+    )
+    ensure_cloud_tasks_queue(settings)
+    yield settings  # pubsub_jobs_settings resets the settings afterwards
 
 
 @pytest.fixture

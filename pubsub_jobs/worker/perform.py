@@ -14,23 +14,32 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from pubsub_jobs.context import JobContext, _current
-from pubsub_jobs.errors import InvalidArguments, InvalidMessage, UnknownJob, describe
+from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
 from pubsub_jobs.message import JobMessage, format_time, truncate_utf8, utcnow
 from pubsub_jobs.middleware import MiddlewareChain
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from pubsub_jobs.job import Job
+
 log = logging.getLogger("pubsub_jobs.worker")
+
+#: Attribute of a rescheduled job (long-wait retry): attempts made before this message.
+PREVIOUS_ATTEMPTS = "previous_attempts"
 
 
 class Action(enum.Enum):
     ACK = "ack"
     NACK = "nack"
     DEAD_LETTER = "dead_letter"
+    RESCHEDULE = "reschedule"
+    """Schedule the job again after ``Outcome.delay`` (Cloud Tasks), then ack."""
 
 
 class Reason(enum.StrEnum):
@@ -54,17 +63,25 @@ class Outcome:
     reason: Reason
     error: BaseException | None = None
     duration: float = 0.0
+    #: How long a RESCHEDULE waits.
+    delay: timedelta | None = None
+    #: The attempt this was, counting the attempts before a reschedule (1 for the first run).
+    attempt: int | None = None
 
     @property
     def failed(self) -> bool:
         return self.error is not None and self.reason is not Reason.DISCARDED
 
 
+#: Attributes a dead-lettered copy gets, and a retry from the dead set drops again. The
+#: attempts before a reschedule are among them: ``delivery_attempt`` has the total, and a
+#: job retried from the dead set starts with its attempts afresh.
 DEAD_LETTER_ATTRIBUTES = (
     "dead_letter_reason",
     "dead_letter_error",
     "dead_lettered_at",
     "delivery_attempt",
+    PREVIOUS_ATTEMPTS,
 )
 
 
@@ -78,6 +95,28 @@ def dead_letter_attributes(
     copy["dead_lettered_at"] = format_time(utcnow())
     copy["delivery_attempt"] = str(delivery_attempt or 1)
     return copy
+
+
+def previous_attempts(attributes: Mapping[str, str]) -> int:
+    """Attempts made before this message was rescheduled (0 for a job never rescheduled)."""
+    text = attributes.get(PREVIOUS_ATTEMPTS)
+    if not text:
+        return 0
+    try:
+        return max(0, int(text))
+    except ValueError:
+        log.warning("ignoring attribute %s=%r: not a number", PREVIOUS_ATTEMPTS, text)
+        return 0
+
+
+def rescheduled(message: JobMessage, outcome: Outcome) -> JobMessage:
+    """The message that runs ``message`` again after a RESCHEDULE outcome: same job id, due
+    after ``outcome.delay``, carrying the attempts made so far."""
+    return replace(
+        message,
+        scheduled_at=utcnow() + (outcome.delay or timedelta(0)),
+        attributes={**message.attributes, PREVIOUS_ATTEMPTS: str(outcome.attempt or 1)},
+    )
 
 
 class AsyncRunner:
@@ -153,7 +192,7 @@ class Performer:
             args, kwargs = job.codec.decode(message.args, message.kwargs)
         except InvalidArguments as exc:
             return _dead(Reason.INVALID_ARGUMENTS, exc)
-        attempt = delivery_attempt or 1
+        attempt = previous_attempts(message.attributes) + (delivery_attempt or 1)
         max_attempts = job.max_attempts or self.settings.queue_options(
             queue or message.queue
         ).max_delivery_attempts
@@ -178,13 +217,12 @@ class Performer:
             else:
                 job.fn(*args, **kwargs)
         except Exception as exc:
-            outcome = _failure(exc, job.retry_on, job.discard_on, attempt, max_attempts)
+            outcome = _failure(exc, job, attempt, max_attempts)
         else:
             outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
         finally:
             _current.reset(token)
-        outcome = Outcome(outcome.action, outcome.reason, outcome.error,
-                          time.perf_counter() - started)
+        outcome = replace(outcome, duration=time.perf_counter() - started, attempt=attempt)
         _log_outcome(context, outcome)
         if chain:
             chain.after_perform(context, outcome)
@@ -204,19 +242,24 @@ def _dead(reason: Reason, exc: BaseException) -> Outcome:
     return Outcome(Action.DEAD_LETTER, reason, exc)
 
 
-def _failure(
-    exc: Exception,
-    retry_on: tuple[type[BaseException], ...] | None,
-    discard_on: tuple[type[BaseException], ...],
-    attempt: int,
-    max_attempts: int,
-) -> Outcome:
-    if discard_on and isinstance(exc, discard_on):
-        return Outcome(Action.ACK, Reason.DISCARDED, exc)
-    if retry_on is not None and not isinstance(exc, retry_on):
-        return Outcome(Action.DEAD_LETTER, Reason.NOT_RETRYABLE, exc)
+def _failure(exc: Exception, job: Job[Any, Any], attempt: int, max_attempts: int) -> Outcome:
+    if isinstance(exc, Retry):  # asked for by the job itself: always retryable
+        delay = exc.delay
+    else:
+        if job.discard_on and isinstance(exc, job.discard_on):
+            return Outcome(Action.ACK, Reason.DISCARDED, exc)
+        if job.retry_on is not None and not isinstance(exc, job.retry_on):
+            return Outcome(Action.DEAD_LETTER, Reason.NOT_RETRYABLE, exc)
+        try:
+            delay = job.retry_delay(attempt)
+        except Exception:
+            log.exception("retry_wait of %s failed; retrying after the subscription's backoff",
+                          job.name)
+            delay = None
     if attempt >= max_attempts:
         return Outcome(Action.DEAD_LETTER, Reason.MAX_ATTEMPTS, exc)
+    if delay is not None and delay > timedelta(0):
+        return Outcome(Action.RESCHEDULE, Reason.RETRY, exc, delay=delay)
     return Outcome(Action.NACK, Reason.RETRY, exc)
 
 

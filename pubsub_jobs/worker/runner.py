@@ -34,6 +34,7 @@ from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 from pubsub_jobs._clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.errors import ConfigurationError, describe
+from pubsub_jobs.message import JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
@@ -43,6 +44,7 @@ from pubsub_jobs.worker.perform import (
     Outcome,
     Performer,
     dead_letter_attributes,
+    rescheduled,
 )
 
 log = logging.getLogger("pubsub_jobs.worker")
@@ -114,7 +116,14 @@ class WorkerStats:
 
 
 class Worker:
-    """Runs the jobs of some queues until stopped (or, in burst mode, until idle)."""
+    """Runs the jobs of some queues until stopped (or, in burst mode, until idle).
+
+    ``max_lease_duration``: how long a running job keeps its message leased; a job running
+    longer is redelivered to another worker meanwhile. ``stream_ack_deadline``: the lease
+    granted to messages the server pushed but the client has not read yet (held back by flow
+    control); when a worker stops, such messages return after this long. The emulator ignores
+    server-side flow control, so there it matters more than on Google Cloud.
+    """
 
     def __init__(
         self,
@@ -127,6 +136,8 @@ class Worker:
         shutdown_timeout: float = 25.0,
         burst: bool = False,
         burst_idle: float = 2.0,
+        max_lease_duration: float = 3600.0,
+        stream_ack_deadline: int = 10,
     ) -> None:
         if not queues:
             raise ConfigurationError("a worker needs at least one queue (--queue NAME)")
@@ -137,6 +148,8 @@ class Worker:
         self.shutdown_timeout = shutdown_timeout
         self.burst = burst
         self.burst_idle = burst_idle
+        self.max_lease_duration = max_lease_duration
+        self.stream_ack_deadline = stream_ack_deadline
         self.stats = WorkerStats()
         self.error: BaseException | None = None
         self._performer = Performer(
@@ -179,7 +192,9 @@ class Worker:
                     path,
                     callback=self._callback(spec.name),
                     flow_control=pubsub_v1.types.FlowControl(
-                        max_messages=per_stream, max_lease_duration=3600
+                        max_messages=per_stream,
+                        max_lease_duration=self.max_lease_duration,
+                        max_duration_per_lease_extension=int(self.stream_ack_deadline),
                     ),
                     scheduler=ThreadScheduler(executor),
                     await_callbacks_on_shutdown=True,
@@ -290,9 +305,20 @@ class Worker:
             message.ack()
         elif outcome.action is Action.NACK:
             message.nack()
+        elif outcome.action is Action.RESCHEDULE:
+            # Hold the job in Cloud Tasks for its wait; ack only once that is confirmed.
+            try:
+                job = JobMessage.decode(message.data, message.attributes)
+                self.adapter.schedule(rescheduled(job, outcome))
+            except Exception as exc:
+                log.error("could not reschedule message %s (%s); nacking it so Pub/Sub "
+                          "redelivers it", message.message_id, describe(exc))
+                message.nack()
+                return
+            message.ack()
         else:
             attributes = dead_letter_attributes(
-                message.attributes, outcome, message.delivery_attempt
+                message.attributes, outcome, outcome.attempt or message.delivery_attempt
             )
             topic = self._dead_letter_topics[queue]
             try:
@@ -313,7 +339,7 @@ def _count(stats: WorkerStats, outcome: Outcome) -> None:
         stats.failed += 1
     if outcome.action is Action.DEAD_LETTER:
         stats.dead_lettered += 1
-    elif outcome.action is Action.NACK:
+    elif outcome.action in (Action.NACK, Action.RESCHEDULE):
         stats.retried += 1
     elif outcome.error is not None:
         stats.discarded += 1

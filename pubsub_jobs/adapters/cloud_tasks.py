@@ -1,0 +1,282 @@
+"""Delayed jobs: Cloud Tasks holds each job until it is due, then publishes it to Pub/Sub.
+
+A delayed job becomes an HTTP task whose request is a Pub/Sub REST publish of exactly the
+message an immediate ``enqueue`` would publish (plus ``scheduled_at``)::
+
+    POST https://pubsub.googleapis.com/v1/projects/P/topics/T:publish
+    Content-Type: application/json
+    Authorization: an OAuth token of PUBSUB_JOBS_CLOUD_TASKS_SERVICE_ACCOUNT, minted by Cloud Tasks
+    {"messages": [{"data": "<base64>", "attributes": {...}}]}
+
+No endpoint of the application is involved. Against the emulators the URL is
+``http://$PUBSUB_EMULATOR_HOST/v1/...`` and no token is sent.
+
+The task name derives from the job id (a hash first, as Cloud Tasks recommends, then the id
+itself for people reading the queue), so an ``enqueue`` retried after a timeout meets
+``AlreadyExists`` instead of scheduling the job twice. A long-wait retry (see
+:class:`~pubsub_jobs.errors.Retry`) has its own name per attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from google.api_core import exceptions as gexc
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from pubsub_jobs.adapters.base import EnqueuedJob, result_for
+from pubsub_jobs.errors import (
+    ConfigurationError,
+    EnqueueError,
+    MessageTooLarge,
+    ScheduleTooFar,
+    describe,
+    is_transient,
+)
+from pubsub_jobs.message import JobMessage, format_time, utcnow
+from pubsub_jobs.settings import Settings
+from pubsub_jobs.worker.perform import PREVIOUS_ATTEMPTS
+
+log = logging.getLogger("pubsub_jobs.adapters.cloud_tasks")
+
+# google-cloud-tasks ships type hints and google-cloud-pubsub does not: once mypy sees the
+# former it resolves the ``google.cloud`` namespace and then misses ``pubsub_v1`` in every
+# module that imports it. Imported dynamically, both stay untyped alike.
+tasks_v2: Any = importlib.import_module("google.cloud.tasks_v2")
+_transports: Any = importlib.import_module("google.cloud.tasks_v2.services.cloud_tasks.transports")
+
+#: Cloud Tasks' limits: how far ahead a task may be scheduled, and how large it may be.
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+MAX_TASK_BYTES = 1_000_000
+
+PUBSUB_REST_ROOT = "https://pubsub.googleapis.com/v1"
+PUBSUB_SCOPE = "https://www.googleapis.com/auth/pubsub"
+
+_TASK_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_TASK_ID = 500
+
+
+def cloud_tasks_client(settings: Settings) -> Any:
+    """A Cloud Tasks client: the emulator over an insecure channel when one is set, else ADC."""
+    _check_emulators(settings)
+    host = settings.cloud_tasks_emulator_host
+    if host:
+        transport = _transports.CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+        return tasks_v2.CloudTasksClient(transport=transport)
+    return tasks_v2.CloudTasksClient()
+
+
+def cloud_tasks_queue_path(settings: Settings) -> str:
+    """``projects/P/locations/L/queues/Q`` of the delayed-jobs queue; a clear error if unset."""
+    if not settings.cloud_tasks_location:
+        raise ConfigurationError(
+            "delayed jobs need a Cloud Tasks location: set PUBSUB_JOBS_CLOUD_TASKS_LOCATION "
+            "(e.g. us-central1), or configure(cloud_tasks_location=...)"
+        )
+    path: str = tasks_v2.CloudTasksClient.queue_path(
+        settings.require_project(), settings.cloud_tasks_location, settings.cloud_tasks_queue
+    )
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where tasks go and how they publish: checked once, when the scheduler is built."""
+
+    queue_path: str
+    pubsub_root: str
+    service_account: str | None
+
+
+def _check_emulators(settings: Settings) -> None:
+    """Both emulators or neither: each half alone cannot deliver a delayed job."""
+    pubsub_host = settings.pubsub_emulator_host
+    tasks_host = settings.cloud_tasks_emulator_host
+    if pubsub_host and not tasks_host:
+        raise ConfigurationError(
+            f"PUBSUB_EMULATOR_HOST={pubsub_host} is set but CLOUD_TASKS_EMULATOR_HOST is not: "
+            "Cloud Tasks in Google Cloud cannot reach a local Pub/Sub emulator. Start both "
+            "emulators with `pubsub-jobs emulator start` and export what it prints"
+        )
+    if tasks_host and not pubsub_host:
+        raise ConfigurationError(
+            f"CLOUD_TASKS_EMULATOR_HOST={tasks_host} is set but PUBSUB_EMULATOR_HOST is not: "
+            "the Cloud Tasks emulator cannot get OAuth tokens to publish to Google's Pub/Sub. "
+            "Use both emulators, or neither"
+        )
+
+
+def _target(settings: Settings) -> _Target:
+    queue_path = cloud_tasks_queue_path(settings)
+    _check_emulators(settings)
+    pubsub_host = settings.pubsub_emulator_host
+    if pubsub_host:
+        return _Target(queue_path, f"http://{pubsub_host}/v1", None)
+    if not settings.cloud_tasks_service_account:
+        raise ConfigurationError(
+            "delayed jobs need a service account whose OAuth token Cloud Tasks uses to publish "
+            "them when due: set PUBSUB_JOBS_CLOUD_TASKS_SERVICE_ACCOUNT (an email, e.g. "
+            "jobs-delayed@PROJECT.iam.gserviceaccount.com, with roles/pubsub.publisher on the "
+            "queues' topics), or configure(cloud_tasks_service_account=...)"
+        )
+    return _Target(queue_path, PUBSUB_REST_ROOT, settings.cloud_tasks_service_account)
+
+
+def task_id(topic_path: str, message: JobMessage) -> str:
+    """The task id of a delayed job: a hash of topic, job id and attempt, then the job id.
+
+    The same job scheduled again (an enqueue retried after a timeout) gets the same id; a
+    long-wait retry of it (attribute ``previous_attempts``) gets a new one per attempt.
+    """
+    attempt = message.attributes.get(PREVIOUS_ATTEMPTS, "")
+    key = "\0".join((topic_path, message.job_id, attempt)).encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
+    readable = _TASK_ID_UNSAFE.sub("_", message.job_id)
+    suffix = f"-r{attempt}" if attempt else ""
+    room = _MAX_TASK_ID - len(digest) - 1 - len(suffix)
+    return f"{digest}-{readable[:room]}{suffix}"
+
+
+class CloudTasksScheduler:
+    """Creates one HTTP task per delayed job; the client is created on first use and shared.
+
+    Settings are checked when the scheduler is built (on the first delayed ``enqueue``): a
+    missing one raises :class:`~pubsub_jobs.errors.ConfigurationError` naming it.
+    """
+
+    def __init__(
+        self, settings: Settings, *, client: Any = None
+    ) -> None:
+        self.settings = settings
+        self._target = _target(settings)
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def queue_path(self) -> str:
+        return self._target.queue_path
+
+    @property
+    def client(self) -> Any:
+        """The shared ``CloudTasksClient``, created on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = cloud_tasks_client(self.settings)
+        return self._client
+
+    def build_task(self, message: JobMessage) -> Any:
+        """The task that publishes ``message`` when due; refuses what Cloud Tasks would refuse."""
+        due = message.scheduled_at or utcnow()
+        if due - utcnow() > MAX_SCHEDULE_AHEAD:
+            raise ScheduleTooFar(
+                f"job {message.job_name!r} is due at {format_time(due)}, more than "
+                f"{MAX_SCHEDULE_AHEAD.days} days ahead, which is as far as Cloud Tasks holds a "
+                "task. Schedule it closer (for instance, a job that re-enqueues itself), or "
+                "keep far-off work in your database and enqueue it from a periodic job."
+            )
+        data, attributes = message.encode()
+        topic_path = self.settings.topic_path(message.queue)
+        body = json.dumps(
+            {"messages": [{"data": base64.b64encode(data).decode("ascii"),
+                           "attributes": attributes}]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        request = tasks_v2.HttpRequest(
+            url=f"{self._target.pubsub_root}/{topic_path}:publish",
+            http_method=tasks_v2.HttpMethod.POST,
+            headers={"Content-Type": "application/json"},
+            body=body,
+        )
+        if self._target.service_account:
+            request.oauth_token = tasks_v2.OAuthToken(
+                service_account_email=self._target.service_account, scope=PUBSUB_SCOPE
+            )
+        task = tasks_v2.Task(
+            name=f"{self.queue_path}/tasks/{task_id(topic_path, message)}",
+            schedule_time=due,
+            http_request=request,
+        )
+        size = len(tasks_v2.Task.serialize(task))
+        if size > MAX_TASK_BYTES:
+            raise MessageTooLarge(
+                f"delayed job {message.job_name!r} makes a Cloud Tasks task of {size:,} bytes; "
+                f"a task holds at most {MAX_TASK_BYTES:,} (about 740 kB of encoded arguments, "
+                "as they travel base64-encoded). Store large payloads elsewhere (Cloud "
+                "Storage, a database) and pass their key or URI instead."
+            )
+        return task
+
+    def schedule(self, message: JobMessage) -> EnqueuedJob:
+        """Create the task; an existing task of the same name counts as success."""
+        task = self.build_task(message)
+        timeout = self.settings.publish_timeout
+
+        def create() -> None:
+            self.client.create_task(parent=self.queue_path, task=task, timeout=timeout)
+
+        try:
+            self._retrying()(create)
+        except gexc.AlreadyExists:
+            log.info("job %s is already scheduled as %s", message.job_id, task.name)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return result_for(message, None)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.transport.close()
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.settings.publish_attempts),
+            wait=wait_random_exponential(multiplier=0.25, max=10),
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+
+    def _error(self, exc: BaseException) -> EnqueueError:
+        queue = self.queue_path
+        if isinstance(exc, gexc.NotFound | gexc.FailedPrecondition):
+            return EnqueueError(
+                f"Cloud Tasks queue {queue} does not exist ({describe(exc)}), so the job was "
+                "not scheduled: create it with `pubsub-jobs bootstrap --queue ...` while "
+                "PUBSUB_JOBS_CLOUD_TASKS_LOCATION is set (or Terraform), or check "
+                "PUBSUB_JOBS_CLOUD_TASKS_LOCATION and PUBSUB_JOBS_CLOUD_TASKS_QUEUE"
+            )
+        if isinstance(exc, gexc.PermissionDenied):
+            return EnqueueError(
+                f"permission denied creating a task in {queue} ({describe(exc)}): grant the "
+                "application's identity roles/cloudtasks.enqueuer on the queue and "
+                "roles/iam.serviceAccountUser on PUBSUB_JOBS_CLOUD_TASKS_SERVICE_ACCOUNT. "
+                "The job was not scheduled."
+            )
+        return EnqueueError(
+            f"scheduling in Cloud Tasks queue {queue} failed ({describe(exc)}); the job was "
+            "not scheduled" + (", after retries" if is_transient(exc) else "")
+        )
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning("create_task attempt %d failed (%s); retrying", state.attempt_number, exc)

@@ -1,0 +1,75 @@
+"""Terraform variables from the queue definitions that ``bootstrap`` uses.
+
+``pubsub-jobs terraform-vars --queue default --queue mailers`` writes
+``pubsub-jobs.auto.tfvars.json``, which Terraform reads by itself, so the module in
+``terraform/`` creates on Google Cloud exactly the topology that ``bootstrap`` creates on
+the emulator: the same prefix, queue names and :class:`~pubsub_jobs.settings.QueueOptions`.
+Durations are written in seconds, the form the module (and ``PUBSUB_JOBS_QUEUES``) takes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.settings import QueueOptions, Settings, get_settings
+
+#: Terraform loads ``*.auto.tfvars.json`` files of the working directory automatically.
+DEFAULT_TFVARS_PATH = "pubsub-jobs.auto.tfvars.json"
+
+
+def _seconds(value: timedelta) -> int | float:
+    """A duration as a number of seconds, an integer when it is whole."""
+    seconds = value.total_seconds()
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def queue_variables(options: QueueOptions) -> dict[str, int | float]:
+    """One queue's options as the module's ``queues`` variable takes them."""
+    return {
+        "max_delivery_attempts": options.max_delivery_attempts,
+        "min_retry_backoff": _seconds(options.min_retry_backoff),
+        "max_retry_backoff": _seconds(options.max_retry_backoff),
+        "ack_deadline_seconds": options.ack_deadline_seconds,
+        "message_retention": _seconds(options.message_retention),
+        "dead_letter_retention": _seconds(options.dead_letter_retention),
+    }
+
+
+def terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> dict[str, Any]:
+    """The module's variables for ``queues``: every option of every queue spelled out.
+
+    The project is left out on purpose: it belongs to the deployment (one per
+    environment), not to the queue definitions.
+    """
+    settings = settings or get_settings()
+    names = list(dict.fromkeys(queues))
+    if not names:
+        raise ConfigurationError("name at least one queue (--queue Q)")
+    variables: dict[str, Any] = {
+        "prefix": settings.prefix,
+        "queues": {name: queue_variables(settings.queue_options(name)) for name in names},
+        "cloud_tasks_queue": settings.cloud_tasks_queue,
+    }
+    if settings.cloud_tasks_location:
+        variables["cloud_tasks_location"] = settings.cloud_tasks_location
+    return variables
+
+
+def render_terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> str:
+    """:func:`terraform_vars` as the text of a ``.tfvars.json`` file."""
+    return json.dumps(terraform_vars(queues, settings), indent=2) + "\n"
+
+
+def write_terraform_vars(
+    path: str | Path, queues: Iterable[str], settings: Settings | None = None
+) -> Path:
+    """Write :func:`terraform_vars` to ``path`` (a ``*.auto.tfvars.json`` name is loaded by
+    Terraform without ``-var-file``); returns the path."""
+    path = Path(path)
+    path.write_text(render_terraform_vars(queues, settings), encoding="utf-8")
+    return path

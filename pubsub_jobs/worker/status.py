@@ -1,0 +1,170 @@
+"""The worker's HTTP port: ``/healthz``, ``/status`` (JSON) and ``/metrics`` (Prometheus).
+
+A worker is *stuck* when a stream has failed, when a job has run longer than
+``stuck_after`` seconds, or when messages keep arriving but nothing has been settled (acked,
+nacked or dead-lettered) for ``stuck_after`` seconds. ``/healthz`` answers 503 then, so an
+orchestrator restarts it; ``/status`` always answers 200 with the details.
+
+With ``--processes N`` the supervisor serves the port and aggregates its children's status,
+which each child writes to a file every second (:class:`StatusFileWriter`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("pubsub_jobs.worker")
+
+COUNTERS = ("received", "processed", "failed", "retried", "dead_lettered", "discarded",
+            "rescheduled", "nacked_on_stop")
+
+StatusSource = Callable[[], dict[str, Any]]
+
+
+def aggregate(statuses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One status for several worker processes: counts summed, stuck if any is stuck."""
+    items = list(statuses)
+    result: dict[str, Any] = {
+        "status": "ok",
+        "reasons": [],
+        "processes": [],
+        "queues": items[0]["queues"] if items else [],
+        "in_flight": [],
+        "last_activity": None,
+    }
+    for name in COUNTERS:
+        result[name] = 0
+    for item in items:
+        for name in COUNTERS:
+            result[name] += int(item.get(name, 0))
+        result["in_flight"] += item.get("in_flight", [])
+        result["reasons"] += [f"pid {item.get('pid')}: {r}" for r in item.get("reasons", [])]
+        result["processes"].append({"pid": item.get("pid"), "status": item.get("status")})
+        last = item.get("last_activity")
+        if last and (result["last_activity"] is None or last > result["last_activity"]):
+            result["last_activity"] = last
+    if result["reasons"] or any(i.get("status") != "ok" for i in items):
+        result["status"] = "stuck"
+    return result
+
+
+def prometheus_text(status: Mapping[str, Any]) -> str:
+    """The worker's counters in Prometheus' text format (no dependency needed)."""
+    lines = []
+    for name in COUNTERS:
+        metric = f"pubsub_jobs_worker_{name}_total"
+        lines += [f"# TYPE {metric} counter", f"{metric} {int(status.get(name, 0))}"]
+    lines += [
+        "# TYPE pubsub_jobs_worker_in_flight gauge",
+        f"pubsub_jobs_worker_in_flight {len(status.get('in_flight', []))}",
+        "# TYPE pubsub_jobs_worker_stuck gauge",
+        f"pubsub_jobs_worker_stuck {0 if status.get('status') == 'ok' else 1}",
+    ]
+    text = "\n".join(lines) + "\n"
+    try:
+        from prometheus_client import REGISTRY, generate_latest
+    except ImportError:
+        return text
+    extra: bytes = generate_latest(REGISTRY)
+    return text + extra.decode()
+
+
+class StatusServer:
+    """A small threaded HTTP server answering from a status source; stop() closes it."""
+
+    def __init__(self, source: StatusSource, port: int, host: str = "127.0.0.1") -> None:
+        handler = _handler(source)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self.host = host
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="pubsub-jobs-http", daemon=True
+        )
+
+    def start(self) -> StatusServer:
+        self._thread.start()
+        log.info("status on http://%s:%d/status", self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(source: StatusSource) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            try:
+                status = source()
+            except Exception as exc:  # the port must answer even if the status fails
+                log.exception("status failed")
+                status = {"status": "stuck", "reasons": [f"status failed: {exc}"]}
+            if path == "/healthz":
+                ok = status.get("status") == "ok"
+                body = b"ok\n" if ok else ("stuck: " + "; ".join(status["reasons"])).encode()
+                self._send(200 if ok else 503, "text/plain; charset=utf-8", body)
+            elif path == "/status":
+                body = json.dumps(status, indent=2, default=str).encode()
+                self._send(200, "application/json", body)
+            elif path == "/metrics":
+                self._send(200, "text/plain; version=0.0.4; charset=utf-8",
+                           prometheus_text(status).encode())
+            else:
+                self._send(404, "text/plain", b"try /healthz, /status or /metrics\n")
+
+        def _send(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http: " + format, *args)
+
+    return Handler
+
+
+class StatusFileWriter:
+    """Writes a status source to a file every ``interval`` seconds (children of a supervisor)."""
+
+    def __init__(self, source: StatusSource, path: Path, interval: float = 1.0) -> None:
+        self.source = source
+        self.path = path
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pubsub-jobs-status-file",
+                                        daemon=True)
+
+    def start(self) -> StatusFileWriter:
+        self._thread.start()
+        return self
+
+    def write(self) -> None:
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**self.source(), "written_at": time.time()}, default=str))
+        tmp.replace(self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.write()
+            except OSError as exc:
+                log.warning("could not write status file %s: %s", self.path, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.write()
+        except OSError:
+            pass
