@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -140,8 +141,11 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 class _Signals:
     """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
 
-    def __init__(self, on_first: Callable[[], None]) -> None:
+    def __init__(
+        self, on_first: Callable[[], None], on_second: Callable[[], None] | None = None
+    ) -> None:
         self.on_first = on_first
+        self.on_second = on_second
         self.count = 0
 
     def install(self) -> None:
@@ -155,14 +159,64 @@ class _Signals:
             self.on_first()
         else:
             log.warning("second signal: exiting now; unfinished jobs will be redelivered")
+            if self.on_second is not None:
+                self.on_second()
             logging.shutdown()
             os._exit(130)
 
 
+_SUPERVISOR_ONLY = {"--processes": True, "--http-port": True, "--http-host": True}
+
+
+def _child_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of a supervised child: ours without the supervisor's options."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _SUPERVISOR_ONLY:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def _cmd_supervisor(args: argparse.Namespace) -> int:
+    from pubsub_jobs.worker.status import StatusServer
+    from pubsub_jobs.worker.supervisor import Supervisor
+
+    supervisor = Supervisor(_child_argv(args.argv), args.processes,
+                            shutdown_timeout=args.shutdown_timeout)
+    _Signals(supervisor.request_stop, on_second=supervisor.kill).install()
+    server = None
+    if args.http_port is not None:
+        server = StatusServer(supervisor.status, args.http_port, args.http_host).start()
+    try:
+        return supervisor.run()
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from pubsub_jobs.worker import QueueSpec, Worker
+    from pubsub_jobs.worker.supervisor import watch_supervisor
 
-    import_modules(args.modules)
+    if args.processes is not None:
+        return _cmd_supervisor(args)
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):  # a Django project: its tasks and settings
+        from pubsub_jobs.adapters.django.worker import setup_worker
+
+        setup_worker(args.modules)
+    else:
+        import_modules(args.modules)
+    if args.middleware:  # as PUBSUB_JOBS_MIDDLEWARE would: for the worker and for enqueues
+        from pubsub_jobs.settings import configure
+
+        configure(**{**get_settings().model_dump(), "middleware": args.middleware})
     queues = [QueueSpec.parse(q, concurrency=args.concurrency, streams=args.streams)
               for q in args.queue]
     worker = Worker(
@@ -170,8 +224,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         burst=args.burst,
         burst_idle=args.burst_idle,
+        max_lease_duration=args.max_lease_duration,
+        stuck_after=args.stuck_after,
+        http_port=args.http_port,
+        http_host=args.http_host,
+        status_file=args.status_file,
     )
     _Signals(worker.request_stop).install()
+    watch_supervisor(worker.request_stop)
     clean = worker.run()
     if worker.error is not None:
         print(f"pubsub-jobs worker: {worker.error}", file=sys.stderr)
@@ -230,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pubsub-jobs", description="Background jobs on Google Cloud Pub/Sub."
     )
     parser.add_argument("--log-level", default=os.environ.get("PUBSUB_JOBS_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        default=os.environ.get("PUBSUB_JOBS_LOG_FORMAT", "text"),
+                        help="json: one JSON object per line, as Cloud Logging reads them")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("emulator",
@@ -265,6 +328,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst-idle", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--shutdown-timeout", type=float, default=25.0, metavar="SECONDS",
                    help="how long running jobs may finish after SIGTERM")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="run N worker processes under a supervisor that restarts them")
+    p.add_argument("--http-port", type=int, metavar="PORT",
+                   help="serve /healthz, /status and /metrics on this port")
+    p.add_argument("--http-host", default="127.0.0.1", metavar="HOST",
+                   help="address of the HTTP port (0.0.0.0 in a container)")
+    p.add_argument("--stuck-after", type=float, default=900.0, metavar="SECONDS",
+                   help="report stuck when a job runs, or nothing settles, this long")
+    p.add_argument("--max-lease-duration", type=float, default=3600.0, metavar="SECONDS",
+                   help="how long a running job keeps its message; longer jobs are "
+                        "redelivered meanwhile")
+    p.add_argument("--status-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--middleware", action="append", metavar="PATH",
+                   help="middleware to use, e.g. myapp.middleware:AuditLog or logging, "
+                        "prometheus, opentelemetry; repeat for several (replaces "
+                        "PUBSUB_JOBS_MIDDLEWARE)")
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("enqueue", help="validate and enqueue one job")
@@ -288,11 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args.argv = argv
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        from pubsub_jobs.middleware.logging import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
         get_settings()
         code: int = args.func(args)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pubsub_jobs.errors import JobError
@@ -21,6 +22,8 @@ class JobContext:
     enqueued_at: datetime
     scheduled_at: datetime | None = None
     message_id: str | None = None
+    #: The message's attributes beyond the wire format's own (e.g. ``traceparent``).
+    attributes: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 _current: ContextVar[JobContext | None] = ContextVar("pubsub_jobs_current_job", default=None)

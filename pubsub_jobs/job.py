@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -133,19 +133,25 @@ class Job(Generic[P, R]):
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> JobMessage:
         """Validate and encode a call into the message :meth:`enqueue` would publish."""
+        return self._message(args, kwargs, utcnow())
+
+    def _message(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], now: datetime
+    ) -> JobMessage:
         enc_args, enc_kwargs = self.codec.encode(args, kwargs)
         options = self._options
         scheduled_at = None
         if options.run_at is not None:
             scheduled_at = options.run_at
         elif options.delay is not None:
-            scheduled_at = utcnow() + options.delay
+            scheduled_at = now + options.delay
         return JobMessage(
             job_name=self.name,
             queue=options.queue,
             args=enc_args,
             kwargs=enc_kwargs,
             job_id=options.job_id or new_job_id(),
+            enqueued_at=now,
             scheduled_at=scheduled_at,
         )
 
@@ -161,9 +167,11 @@ class Job(Generic[P, R]):
         Messages are published in batches; this returns when Pub/Sub confirmed all of them,
         or raises :class:`~pubsub_jobs.errors.BulkEnqueueError` listing those it did not.
         """
-        encode: Callable[..., JobMessage] = self.message
+        now = utcnow()  # one enqueued_at for them all: formatted once, not per job
+        encode = self._message
         messages = [
-            encode(**call) if isinstance(call, Mapping) else encode(*call) for call in calls
+            encode((), call, now) if isinstance(call, Mapping) else encode(call, {}, now)
+            for call in calls
         ]
         return self._adapter().enqueue_many(messages)
 

@@ -9,7 +9,7 @@ describes the same; :func:`schema` loads it.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,16 +29,37 @@ MAX_ATTRIBUTE_KEY_BYTES = 256
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
 
 
+#: Separators and encoder made once: ``json.dumps`` with options builds an encoder per call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def new_job_id() -> str:
-    """A fresh job id: a UUID4 string, also valid in a Cloud Tasks task name."""
-    return str(uuid.uuid4())
+    """A fresh job id: a UUID4 string, also valid in a Cloud Tasks task name.
+
+    The same as ``str(uuid.uuid4())`` (random bits, version 4, RFC 4122 variant) at a third
+    of its cost, which counts when thousands of jobs are enqueued at once.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_last_formatted: tuple[datetime | None, str] = (None, "")
 
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, as the wire format wants."""
+    global _last_formatted
+    last = _last_formatted
+    if last[0] is moment:  # the jobs of one enqueue_many share their enqueued_at
+        return last[1]
     if moment.tzinfo is None:
         raise ValueError("a naive datetime has no time zone: pass an aware datetime")
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    text = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    _last_formatted = (moment, text)
+    return text
 
 
 def parse_time(text: str) -> datetime:
@@ -73,17 +94,17 @@ class JobMessage:
         body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}
         if self.extra_data:
             body = {**self.extra_data, **body}
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return _JSON.encode(body).encode()
 
     def encode_attributes(self) -> dict[str, str]:
-        attributes = dict(self.attributes)
-        attributes.update(
-            job_name=self.job_name,
-            job_id=self.job_id,
-            queue_name=self.queue,
-            enqueued_at=format_time(self.enqueued_at),
-            wire_version=WIRE_VERSION,
-        )
+        attributes = {
+            **self.attributes,
+            "job_name": self.job_name,
+            "job_id": self.job_id,
+            "queue_name": self.queue,
+            "enqueued_at": format_time(self.enqueued_at),
+            "wire_version": WIRE_VERSION,
+        }
         if self.scheduled_at is not None:
             attributes["scheduled_at"] = format_time(self.scheduled_at)
         return attributes
@@ -121,6 +142,8 @@ class JobMessage:
             raise InvalidMessage(f"data is not UTF-8: {exc}") from None
         except ValueError as exc:
             raise InvalidMessage(f"data is not JSON: {exc}") from None
+        except RecursionError:  # json's C decoder raises it for deeply nested arrays/objects
+            raise InvalidMessage("data is JSON nested too deeply to decode") from None
         if not isinstance(body, dict):
             raise InvalidMessage(f"data is a JSON {type(body).__name__}, not an object")
         args, kwargs = body.pop("args", None), body.pop("kwargs", None)
@@ -155,12 +178,14 @@ def check_limits(data: bytes, attributes: Mapping[str, str], *, what: str) -> No
             f"{what} has {len(attributes)} attributes; Pub/Sub allows {MAX_ATTRIBUTES}"
         )
     for key, value in attributes.items():
-        if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
+        # a character is at most 4 bytes of UTF-8: short strings need no encoding to check
+        if len(key) * 4 > MAX_ATTRIBUTE_KEY_BYTES and len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
             raise MessageTooLarge(
                 f"{what}: attribute name {key[:40]!r}... is longer than "
                 f"{MAX_ATTRIBUTE_KEY_BYTES} bytes"
             )
-        if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+        if (len(value) * 4 > MAX_ATTRIBUTE_VALUE_BYTES
+                and len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES):
             raise MessageTooLarge(
                 f"{what}: attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes "
                 "(a shorter job name or queue name fits)"

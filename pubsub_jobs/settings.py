@@ -7,12 +7,13 @@ there win over the environment).
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pubsub_jobs.errors import ConfigurationError
 
@@ -91,6 +92,22 @@ class Settings(BaseSettings):
     queues: dict[str, QueueOptions] = Field(
         default_factory=dict, description="Per-queue overrides of queue_defaults, by name."
     )
+
+    middleware: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Middleware import paths ('myapp.middleware:AuditLog', or logging, "
+        "prometheus, opentelemetry), as a JSON list or comma-separated.",
+    )
+
+    @field_validator("middleware", mode="before")
+    @classmethod
+    def _split_middleware(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     def queue_options(self, queue: str) -> QueueOptions:
         """The options of ``queue``: its own entry, else the defaults."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
 from pubsub_jobs.message import JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 
@@ -80,12 +80,26 @@ class Adapter(ABC):
             messages = [chain.before_enqueue(m) for m in messages]
         now_ = [m for m in messages if not is_delayed(m)]
         later = [m for m in messages if is_delayed(m)]
-        results = self.publish_many(now_) if now_ else []
-        results += [self.schedule(m) for m in later]
-        if chain:
-            by_id = {r.job_id: r for r in results}
-            for m in messages:
-                chain.after_enqueue(m, by_id.get(m.job_id), None)
+        results: list[EnqueuedJob] = []
+        errors: dict[str, BaseException] = {}
+        try:
+            results = self.publish_many(now_) if now_ else []
+            for m in later:
+                results.append(self.schedule(m))
+        except BulkEnqueueError as exc:
+            results = list(exc.enqueued)
+            errors = {m.job_id: error for m, error in exc.failed}
+            raise
+        except BaseException as exc:
+            done = {r.job_id for r in results}
+            errors = {m.job_id: exc for m in messages if m.job_id not in done}
+            raise
+        finally:
+            if chain:
+                by_id = {r.job_id: r for r in results}
+                for m in messages:
+                    error = errors.get(m.job_id)
+                    chain.after_enqueue(m, None if error else by_id.get(m.job_id), error)
         return results
 
     def close(self) -> None:

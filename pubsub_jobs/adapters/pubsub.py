@@ -27,7 +27,7 @@ from pubsub_jobs.errors import (
     is_transient,
 )
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.middleware import Middleware
+from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.settings import Settings, get_settings
 
 #: Batching for bulk publishes; a lone enqueue is flushed as soon as it is alone.
@@ -46,16 +46,19 @@ class PubSubAdapter(Adapter):
 
     supports_bulk = True
     supports_delay = True
+    _middleware: MiddlewareChain | None = None
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
-        middleware: Sequence[Middleware] = (),
+        middleware: Sequence[Middleware] | None = None,
         publisher: pubsub_v1.PublisherClient | None = None,
         batch_settings: pubsub_v1.types.BatchSettings = DEFAULT_BATCH,
     ) -> None:
-        super().__init__(middleware)
+        super().__init__(middleware or ())
+        if middleware is None:
+            self._middleware = None  # the settings' middleware, loaded on first use
         self._settings = settings
         self._publisher = publisher
         self._batch_settings = batch_settings
@@ -68,6 +71,19 @@ class PubSubAdapter(Adapter):
         if self._settings is None:
             self._settings = get_settings()
         return self._settings
+
+    @property
+    def middleware(self) -> MiddlewareChain:
+        """The enqueue middleware: those given, else the settings' (``PUBSUB_JOBS_MIDDLEWARE``),
+        imported on first use so that building an adapter reads and imports nothing."""
+        chain = self._middleware
+        if chain is None:
+            chain = self._middleware = MiddlewareChain(load_middleware(self.settings))
+        return chain
+
+    @middleware.setter
+    def middleware(self, chain: MiddlewareChain) -> None:
+        self._middleware = chain
 
     @property
     def publisher(self) -> pubsub_v1.PublisherClient:

@@ -183,15 +183,15 @@ class Performer:
         try:
             message = JobMessage.decode(data, attributes)
         except InvalidMessage as exc:
-            return _dead(Reason.INVALID_MESSAGE, exc)
+            return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
         try:
             job = self.registry.get(message.job_name)
         except UnknownJob as exc:
-            return _dead(Reason.UNKNOWN_JOB, exc)
+            return self._rejected(Reason.UNKNOWN_JOB, exc, attributes, queue)
         try:
             args, kwargs = job.codec.decode(message.args, message.kwargs)
         except InvalidArguments as exc:
-            return _dead(Reason.INVALID_ARGUMENTS, exc)
+            return self._rejected(Reason.INVALID_ARGUMENTS, exc, attributes, queue)
         attempt = previous_attempts(message.attributes) + (delivery_attempt or 1)
         max_attempts = job.max_attempts or self.settings.queue_options(
             queue or message.queue
@@ -205,6 +205,7 @@ class Performer:
             enqueued_at=message.enqueued_at,
             scheduled_at=message.scheduled_at,
             message_id=message_id,
+            attributes=message.attributes,
         )
         chain = self.middleware
         if chain:
@@ -213,9 +214,10 @@ class Performer:
         token = _current.set(context)
         try:
             if job.is_async:
-                self.async_runner.run(_with_context(context, job.fn(*args, **kwargs)))
+                self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
             else:
-                job.fn(*args, **kwargs)
+                with chain.perform_context(context):
+                    job.fn(*args, **kwargs)
         except Exception as exc:
             outcome = _failure(exc, job, attempt, max_attempts)
         else:
@@ -228,13 +230,28 @@ class Performer:
             chain.after_perform(context, outcome)
         return outcome
 
+    def _rejected(
+        self, reason: Reason, exc: BaseException, attributes: Mapping[str, str], queue: str | None
+    ) -> Outcome:
+        """Dead-letter a message no job can run, and tell the middleware (no context exists)."""
+        outcome = _dead(reason, exc)
+        if self.middleware:
+            self.middleware.on_rejected(queue or attributes.get("queue_name", ""), attributes,
+                                        outcome)
+        return outcome
+
     def close(self) -> None:
         self.async_runner.close()
 
 
-async def _with_context(context: JobContext, coro: Coroutine[Any, Any, Any]) -> Any:
+async def _with_context(
+    context: JobContext, coro: Coroutine[Any, Any, Any], chain: MiddlewareChain
+) -> Any:
+    """Run an async job in the event loop's task with its context and the middleware's
+    ``perform_context`` active there (context variables do not cross from the job thread)."""
     _current.set(context)
-    return await coro
+    with chain.perform_context(context):
+        return await coro
 
 
 def _dead(reason: Reason, exc: BaseException) -> Outcome:

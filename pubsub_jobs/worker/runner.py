@@ -18,12 +18,15 @@ Stopping (:meth:`Worker.stop`) goes in this order:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -33,9 +36,9 @@ from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
 from pubsub_jobs._clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
-from pubsub_jobs.errors import ConfigurationError, describe
-from pubsub_jobs.message import JobMessage
-from pubsub_jobs.middleware import Middleware, MiddlewareChain
+from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, describe
+from pubsub_jobs.message import JobMessage, check_limits
+from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 from pubsub_jobs.worker.perform import (
@@ -46,6 +49,7 @@ from pubsub_jobs.worker.perform import (
     dead_letter_attributes,
     rescheduled,
 )
+from pubsub_jobs.worker.status import StatusFileWriter, StatusServer
 
 log = logging.getLogger("pubsub_jobs.worker")
 
@@ -99,20 +103,30 @@ class WorkerStats:
     in_flight: int = 0
     started_at: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
+    #: When a job last succeeded, when a message last arrived, and how many arrived since.
+    last_succeeded: float = field(default_factory=time.monotonic)
+    last_received: float = field(default_factory=time.monotonic)
+    received_since_success: int = 0
+    #: Jobs running now: message id -> (queue, job_name, job_id, started, monotonic).
+    running: dict[str, tuple[str, str, str, float]] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {
-                "received": self.received,
-                "processed": self.processed,
-                "failed": self.failed,
-                "retried": self.retried,
-                "dead_lettered": self.dead_lettered,
-                "discarded": self.discarded,
-                "nacked_on_stop": self.nacked_on_stop,
-                "in_flight": self.in_flight,
-                "idle_seconds": round(time.monotonic() - self.last_activity, 3),
-            }
+            return self.snapshot_locked()
+
+    def snapshot_locked(self) -> dict[str, Any]:
+        """The counts; the caller holds ``lock``."""
+        return {
+            "received": self.received,
+            "processed": self.processed,
+            "failed": self.failed,
+            "retried": self.retried,
+            "dead_lettered": self.dead_lettered,
+            "discarded": self.discarded,
+            "nacked_on_stop": self.nacked_on_stop,
+            "in_flight": self.in_flight,
+            "idle_seconds": round(time.monotonic() - self.last_activity, 3),
+        }
 
 
 class Worker:
@@ -132,12 +146,16 @@ class Worker:
         registry: Registry | None = None,
         settings: Settings | None = None,
         adapter: PubSubAdapter | None = None,
-        middleware: Sequence[Middleware] = (),
+        middleware: Sequence[Middleware] | None = None,
         shutdown_timeout: float = 25.0,
         burst: bool = False,
         burst_idle: float = 2.0,
         max_lease_duration: float = 3600.0,
         stream_ack_deadline: int = 10,
+        stuck_after: float = 900.0,
+        http_port: int | None = None,
+        http_host: str = "127.0.0.1",
+        status_file: Path | None = None,
     ) -> None:
         if not queues:
             raise ConfigurationError("a worker needs at least one queue (--queue NAME)")
@@ -150,8 +168,17 @@ class Worker:
         self.burst_idle = burst_idle
         self.max_lease_duration = max_lease_duration
         self.stream_ack_deadline = stream_ack_deadline
+        self.stuck_after = stuck_after
+        self.http_port = http_port
+        self.http_host = http_host
+        self.status_file = status_file
+        self.http: StatusServer | None = None
+        self._status_writer: StatusFileWriter | None = None
+        self._subscription_limits: dict[str, int] = {}
         self.stats = WorkerStats()
         self.error: BaseException | None = None
+        if middleware is None:  # the settings' (PUBSUB_JOBS_MIDDLEWARE / --middleware)
+            middleware = load_middleware(self.settings)
         self._performer = Performer(
             self.registry, self.settings, MiddlewareChain(middleware), AsyncRunner()
         )
@@ -179,8 +206,13 @@ class Worker:
         return clean and self.error is None
 
     def start(self) -> None:
-        """Open the streams and return; jobs run in background threads."""
+        """Check the subscriptions, open the streams and return; jobs run in threads."""
         subscriber = self._subscriber = subscriber_client(self.settings)
+        self._check_subscriptions(subscriber)
+        if self.http_port is not None:
+            self.http = StatusServer(self.status, self.http_port, self.http_host).start()
+        if self.status_file is not None:
+            self._status_writer = StatusFileWriter(self.status, self.status_file).start()
         for spec in self.queues:
             path = self.settings.subscription_path(spec.name)
             per_stream = -(-spec.concurrency // spec.streams)
@@ -230,6 +262,10 @@ class Worker:
                 if self.error is None and not isinstance(exc, gexc.Cancelled):
                     log.debug("stream of %s ended with %s", queue, describe(exc))
         self._streams.clear()
+        if self._status_writer is not None:
+            self._status_writer.stop()
+        if self.http is not None:
+            self.http.stop()
         if clean:
             if self._subscriber is not None:
                 self._subscriber.close()
@@ -238,6 +274,91 @@ class Worker:
         self._subscriber = None
         log.info("worker stopped: %s", self.stats.snapshot())
         return clean
+
+    def _check_subscriptions(self, subscriber: pubsub_v1.SubscriberClient) -> None:
+        """Fail early on a missing subscription; warn where jobs and subscription disagree.
+
+        A job allowed more attempts than the subscription's ``max_delivery_attempts`` would
+        be moved to the dead-letter topic by Pub/Sub before its last attempts.
+        """
+        for spec in self.queues:
+            path = self.settings.subscription_path(spec.name)
+            try:
+                sub = subscriber.get_subscription(subscription=path)
+            except gexc.NotFound:
+                continue  # the stream reports it, with the command that fixes it
+            except Exception as exc:
+                log.warning("could not read %s (%s); not checking its policies", path,
+                            describe(exc))
+                continue
+            limit = sub.dead_letter_policy.max_delivery_attempts
+            if not sub.dead_letter_policy.dead_letter_topic:
+                log.warning("%s has no dead-letter policy: jobs that crash the worker are "
+                            "redelivered forever; run `pubsub-jobs bootstrap --queue %s "
+                            "--update`", path, spec.name)
+                continue
+            self._subscription_limits[spec.name] = limit
+            configured = self.settings.queue_options(spec.name).max_delivery_attempts
+            if configured != limit:
+                log.warning("%s dead-letters after %d delivery attempts but the settings say "
+                            "%d; run `pubsub-jobs bootstrap --queue %s --update` or change "
+                            "the settings", path, limit, configured, spec.name)
+            for job in self.registry:
+                if job.queue == spec.name and job.max_attempts and job.max_attempts > limit:
+                    log.warning("job %s allows %d attempts but %s dead-letters after %d: "
+                                "raise the queue's max_delivery_attempts", job.name,
+                                job.max_attempts, path, limit)
+
+    def status(self) -> dict[str, Any]:
+        """What ``/status`` shows: ok or stuck (with reasons), queues, running jobs, counts."""
+        now = time.monotonic()
+        with self.stats.lock:
+            counts = self.stats.snapshot_locked()
+            running = list(self.stats.running.values())
+            last_activity = self.stats.last_activity
+            last_succeeded = self.stats.last_succeeded
+            last_received = self.stats.last_received
+            unacked = self.stats.received_since_success
+        reasons = []
+        streams: dict[str, int] = {}
+        for queue, future in list(self._streams):
+            if future.done():
+                if not self._stopping.is_set():
+                    reasons.append(f"a stream of queue {queue} has failed")
+            else:
+                streams[queue] = streams.get(queue, 0) + 1
+        if self.error is not None:
+            reasons.append(str(self.error))
+        for _queue, job_name, job_id, started in running:
+            if now - started > self.stuck_after:
+                reasons.append(f"job {job_name} {job_id} has run for {now - started:.0f}s")
+        if (unacked and now - last_succeeded > self.stuck_after
+                and now - last_received < self.stuck_after):
+            reasons.append(f"no job has succeeded for {now - last_succeeded:.0f}s while "
+                           "messages keep arriving")
+        wall = time.time()
+        return {
+            "status": "stuck" if reasons else "ok",
+            "reasons": reasons,
+            "pid": os.getpid(),
+            "uptime_seconds": round(now - self.stats.started_at, 1),
+            "queues": [
+                {"name": q.name, "subscription": self.settings.subscription_path(q.name),
+                 "concurrency": q.concurrency, "streams": q.streams,
+                 "streams_running": streams.get(q.name, 0),
+                 "max_delivery_attempts": self._subscription_limits.get(q.name)}
+                for q in self.queues
+            ],
+            "in_flight": [
+                {"queue": queue, "job_name": job_name, "job_id": job_id,
+                 "age_seconds": round(now - started, 3)}
+                for queue, job_name, job_id, started in running
+            ],
+            **{k: v for k, v in counts.items() if k != "in_flight"},
+            "last_activity": datetime.fromtimestamp(wall - (now - last_activity), UTC)
+            .isoformat(),
+            "stuck_after_seconds": self.stuck_after,
+        }
 
     def _idle(self) -> bool:
         with self.stats.lock:
@@ -272,10 +393,15 @@ class Worker:
                 with stats.lock:
                     stats.nacked_on_stop += 1
                 return
+            attributes = message.attributes
+            key = message.message_id
             with stats.lock:
                 stats.received += 1
+                stats.received_since_success += 1
                 stats.in_flight += 1
-                stats.last_activity = time.monotonic()
+                stats.last_activity = stats.last_received = time.monotonic()
+                stats.running[key] = (queue, attributes.get("job_name", "?"),
+                                      attributes.get("job_id", "?"), stats.last_activity)
             outcome: Outcome | None = None
             try:
                 outcome = perform(
@@ -294,7 +420,11 @@ class Worker:
             finally:
                 with stats.lock:
                     stats.in_flight -= 1
+                    stats.running.pop(key, None)
                     stats.last_activity = time.monotonic()
+                    if outcome is not None and outcome.action is Action.ACK:
+                        stats.last_succeeded = stats.last_activity
+                        stats.received_since_success = 0
                     if outcome is not None:
                         _count(stats, outcome)
 
@@ -321,6 +451,17 @@ class Worker:
                 message.attributes, outcome, outcome.attempt or message.delivery_attempt
             )
             topic = self._dead_letter_topics[queue]
+            try:
+                # Pub/Sub refuses a copy beyond its limits (the emulator does not): e.g. 97+
+                # attributes plus our 4. The subscription's policy forwards it after its last
+                # delivery attempt instead.
+                check_limits(message.data, attributes, what="its dead-letter copy")
+            except MessageTooLarge as exc:
+                log.error("message %s cannot be dead-lettered by the worker: %s; nacking it "
+                          "so the subscription's dead-letter policy moves it after its last "
+                          "delivery attempt", message.message_id, exc)
+                message.nack()
+                return
             try:
                 self.adapter.publish_raw(topic, message.data, attributes).result(
                     timeout=self.settings.publish_timeout

@@ -1,9 +1,9 @@
 """The worker's HTTP port: ``/healthz``, ``/status`` (JSON) and ``/metrics`` (Prometheus).
 
 A worker is *stuck* when a stream has failed, when a job has run longer than
-``stuck_after`` seconds, or when messages keep arriving but nothing has been settled (acked,
-nacked or dead-lettered) for ``stuck_after`` seconds. ``/healthz`` answers 503 then, so an
-orchestrator restarts it; ``/status`` always answers 200 with the details.
+``stuck_after`` seconds, or when messages keep arriving but no job has succeeded (been acked)
+for ``stuck_after`` seconds (every job failing points at a broken dependency). ``/healthz``
+answers 503 then, so an orchestrator restarts it; ``/status`` always answers 200.
 
 With ``--processes N`` the supervisor serves the port and aggregates its children's status,
 which each child writes to a file every second (:class:`StatusFileWriter`).

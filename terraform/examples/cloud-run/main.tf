@@ -25,7 +25,7 @@ locals {
     flatten([for queue in keys(var.queues) : ["--queue", queue]]),
     # Cloud Run gives a stopping instance 10 s after SIGTERM: let running jobs finish
     # within 8, the rest is nacked and redelivered.
-    ["--shutdown-timeout", "8", "--status-port", "8080"],
+    ["--shutdown-timeout", "8", "--http-port", "8080", "--http-host", "0.0.0.0"],
   )
 }
 

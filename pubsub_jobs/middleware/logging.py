@@ -1,0 +1,167 @@
+"""Structured logging: one record per job, and JSON lines for Cloud Logging.
+
+:class:`StructuredLogging` logs every performed job once, on the ``pubsub_jobs.jobs`` logger,
+with the fields ``job_id``, ``job_name``, ``queue``, ``attempt``, ``duration`` (seconds) and
+``outcome`` (a :class:`~pubsub_jobs.worker.perform.Reason` value such as ``succeeded``,
+``retry`` or ``max_attempts``) as ``extra``, so any formatter or handler can use them.
+:class:`JsonFormatter` writes each record as one JSON line that Cloud Logging (Cloud Run,
+GKE) reads as a structured entry: ``severity``, ``message``, ``time``, the extra fields,
+and a ``stack_trace`` that Error Reporting picks up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pubsub_jobs.context import _current
+from pubsub_jobs.errors import describe
+from pubsub_jobs.middleware import Middleware
+from pubsub_jobs.worker.perform import Action
+
+if TYPE_CHECKING:
+    from pubsub_jobs.adapters.base import EnqueuedJob
+    from pubsub_jobs.context import JobContext
+    from pubsub_jobs.message import JobMessage
+    from pubsub_jobs.worker.perform import Outcome
+
+__all__ = ["JsonFormatter", "StructuredLogging", "job_fields"]
+
+#: Longest value taken from an unchecked message attribute into a log record.
+_MAX_UNTRUSTED = 256
+
+
+def job_fields(context: JobContext, outcome: Outcome) -> dict[str, Any]:
+    """The structured fields of one performed job."""
+    fields: dict[str, Any] = {
+        "job_id": context.job_id,
+        "job_name": context.job_name,
+        "queue": context.queue,
+        "attempt": context.attempt,
+        "duration": round(outcome.duration, 6),
+        "outcome": outcome.reason.value,
+    }
+    if outcome.error is not None:
+        fields["error"] = describe(outcome.error)
+    return fields
+
+
+class StructuredLogging(Middleware):
+    """Logs each performed job once: INFO when it succeeded or was discarded, WARNING when it
+    will be retried, ERROR when it was dead-lettered; rejected messages (invalid, unknown
+    job, bad arguments) at ERROR too, and enqueues at DEBUG.
+
+    The worker's own warnings (``pubsub_jobs.worker``, with tracebacks) stay as they are;
+    this adds the one record per job that dashboards and log-based metrics count.
+    """
+
+    def __init__(self, logger: logging.Logger | str = "pubsub_jobs.jobs") -> None:
+        self.log = logging.getLogger(logger) if isinstance(logger, str) else logger
+
+    def after_enqueue(
+        self, message: JobMessage, result: EnqueuedJob | None, error: BaseException | None
+    ) -> None:
+        fields: dict[str, Any] = {
+            "job_id": message.job_id,
+            "job_name": message.job_name,
+            "queue": message.queue,
+            "outcome": "enqueued" if error is None else "enqueue_failed",
+        }
+        if error is not None:
+            fields["error"] = describe(error)
+            self.log.warning("%s %s could not be enqueued on %s: %s", message.job_name,
+                             message.job_id, message.queue, fields["error"], extra=fields)
+        elif self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("%s %s enqueued on %s", message.job_name, message.job_id,
+                           message.queue, extra=fields)
+
+    def after_perform(self, context: JobContext, outcome: Outcome) -> None:
+        fields = job_fields(context, outcome)
+        if outcome.action is Action.DEAD_LETTER:
+            level = logging.ERROR
+        elif outcome.action is Action.ACK:
+            level = logging.INFO
+        else:
+            level = logging.WARNING
+        if not self.log.isEnabledFor(level):
+            return
+        detail = f": {fields['error']}" if "error" in fields else ""
+        self.log.log(level, "%s %s %s in %.3fs (attempt %d/%d)%s", context.job_name,
+                     context.job_id, outcome.reason.value, outcome.duration, context.attempt,
+                     context.max_attempts, detail, extra=fields)
+
+    def on_rejected(self, queue: str, attributes: Mapping[str, str], outcome: Outcome) -> None:
+        fields: dict[str, Any] = {
+            "job_id": _untrusted(attributes.get("job_id")),
+            "job_name": _untrusted(attributes.get("job_name")),
+            "queue": queue,
+            "attempt": None,
+            "duration": round(outcome.duration, 6),
+            "outcome": outcome.reason.value,
+            "error": describe(outcome.error) if outcome.error is not None else None,
+        }
+        self.log.error("message rejected on %s (%s): %s", queue, outcome.reason.value,
+                       fields["error"], extra=fields)
+
+
+def _untrusted(value: str | None) -> str | None:
+    return None if value is None else value[:_MAX_UNTRUSTED]
+
+
+#: Attributes every LogRecord has; anything else on a record came as ``extra``.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
+) | {"message", "asctime", "taskName"}
+
+_SEVERITIES = ((logging.CRITICAL, "CRITICAL"), (logging.ERROR, "ERROR"),
+               (logging.WARNING, "WARNING"), (logging.INFO, "INFO"), (logging.DEBUG, "DEBUG"))
+
+
+def severity(levelno: int) -> str:
+    """Cloud Logging's severity for a ``logging`` level (custom levels round down)."""
+    for number, name in _SEVERITIES:
+        if levelno >= number:
+            return name
+    return "DEFAULT"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, in the shape Cloud Logging reads from stdout/stderr.
+
+    Keys: ``severity``, ``message``, ``time`` (RFC 3339), ``logger``, every ``extra`` field
+    of the record, ``stack_trace`` when there is an exception, and
+    ``logging.googleapis.com/sourceLocation``. A record logged while a job runs (by the job
+    itself, say) gets that job's ``job_id`` and ``job_name`` unless it has its own.
+    Values that are not JSON become strings.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": severity(record.levelno),
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace(
+                "+00:00", "Z"
+            ),
+            "logger": record.name,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if "job_id" not in entry:
+            current = _current.get()
+            if current is not None:
+                entry["job_id"] = current.job_id
+                entry["job_name"] = current.job_name
+        if record.exc_info:
+            entry["stack_trace"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            entry["stack_trace"] = self.formatStack(record.stack_info)
+        entry["logging.googleapis.com/sourceLocation"] = {
+            "file": record.pathname,
+            "line": record.lineno,
+            "function": record.funcName,
+        }
+        return json.dumps(entry, default=str, ensure_ascii=False)

@@ -1,0 +1,439 @@
+"""The Django backend and worker against the emulators, with the project in tests/django_project.
+
+Runs on Django 6 (``django.tasks``; tests/test_django6.py runs this file in the Python 3.12
+virtualenv) and on Django 5.2 with the django-tasks backport (the main virtualenv).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import django
+import pytest
+
+from pubsub_jobs import InvalidArguments, Settings
+from pubsub_jobs._clients import subscriber_client
+from pubsub_jobs.adapters.pubsub import PubSubAdapter
+from pubsub_jobs.message import JobMessage
+from pubsub_jobs.registry import Registry
+from pubsub_jobs.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+MANAGE = ROOT / "tests" / "django_project" / "manage.py"
+DOC = ROOT / "docs" / "sections" / "django.md"
+SETTINGS_MODULE = "tests.django_project.settings"
+PREFIX = "tests.django_project.testapp.tasks."
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Django set up with the test project (once per process), its tables created; yields
+    the app's tasks module. DJANGO_SETTINGS_MODULE is not left in the environment, so other
+    tests' worker processes do not turn into Django workers."""
+    from django.apps import apps
+
+    db = tmp_path_factory.mktemp("django") / "db.sqlite3"
+    if not apps.ready:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+            mp.setenv("PUBSUB_JOBS_TEST_DJANGO_DB", str(db))
+            django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", run_syncdb=True, verbosity=0)
+    from tests.django_project.testapp import tasks
+
+    yield tasks
+
+
+@pytest.fixture
+def runs(project: Any) -> Callable[..., list[Any]]:
+    from tests.django_project.testapp.models import Run
+
+    def of(tag: str, task: str | None = None) -> list[Any]:
+        rows = Run.objects.filter(tag=tag).order_by("id")
+        return list(rows.filter(task=task) if task else rows)
+
+    return of
+
+
+@pytest.fixture
+def tag() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def registry(project: Any) -> Registry:
+    """The tasks a worker of the project finds (the app's tasks module)."""
+    from pubsub_jobs.adapters.django.worker import discover_tasks, task_registry
+
+    return task_registry(discover_tasks())
+
+
+@pytest.fixture
+def signals(project: Any) -> Iterator[list[tuple[str, str, str, int]]]:
+    """(signal, task path, status, attempts) for each task signal sent during the test."""
+    from pubsub_jobs.adapters.django import _compat
+
+    sent: list[tuple[str, str, str, int]] = []
+    lock = threading.Lock()
+    receivers = []
+    for name in ("task_enqueued", "task_started", "task_finished"):
+        def receive(sender: Any, task_result: Any, _name: str = name, **kwargs: Any) -> None:
+            with lock:
+                sent.append((_name, task_result.id, str(task_result.status),
+                             len(task_result.worker_ids)))
+        getattr(_compat, name).connect(receive, weak=False)
+        receivers.append((name, receive))
+    yield sent
+    for name, receive in receivers:
+        getattr(_compat, name).disconnect(receive)
+
+
+def project_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a worker process of the project: the test's prefix and emulators;
+    a project id that OPTIONS must override."""
+    from django.conf import settings as django_settings
+
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        PUBSUB_EMULATOR_HOST=str(settings.pubsub_emulator_host),
+        PUBSUB_JOBS_PROJECT_ID="not-the-project",
+        PUBSUB_JOBS_PREFIX=settings.prefix,
+        PUBSUB_JOBS_QUEUE_DEFAULTS=settings.queue_defaults.model_dump_json(),
+        PUBSUB_JOBS_TEST_DJANGO_DB=str(django_settings.DATABASES["default"]["NAME"]),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **extra,
+    )
+    return env
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s")
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------ backend, no emulator
+
+
+def test_framework_matches_the_django_version(project: Any) -> None:
+    from pubsub_jobs.adapters.django import _compat
+
+    expected = "django.tasks" if django.VERSION >= (6,) else "django_tasks"
+    assert _compat.FRAMEWORK == expected
+
+
+def test_constructor_reads_no_environment_and_options_win(monkeypatch, project: Any) -> None:
+    from pubsub_jobs import settings as pj_settings
+    from pubsub_jobs.adapters.django import PubSubBackend
+    from pubsub_jobs.adapters.django.backend import _shared
+
+    pj_settings.reset()
+    monkeypatch.setenv("PUBSUB_JOBS_PUBLISH_TIMEOUT", "not a number")
+    backend = PubSubBackend("probe", {"OPTIONS": {"prefix": "opt-", "publish_attempts": 2}})
+    with pytest.raises(ValueError, match="publish_timeout"):
+        backend.settings  # noqa: B018  (read on first use only)
+    monkeypatch.setenv("PUBSUB_JOBS_PUBLISH_TIMEOUT", "7")
+    monkeypatch.setenv("PUBSUB_JOBS_PREFIX", "env-")
+    monkeypatch.setenv("PUBSUB_JOBS_PROJECT_ID", "env-project")
+    pj_settings.reset()
+    settings = backend.settings
+    assert (settings.prefix, settings.project_id) == ("opt-", "env-project")
+    assert (settings.publish_attempts, settings.publish_timeout) == (2, 7.0)
+    assert "probe" not in _shared  # no client yet
+    pj_settings.reset()
+
+
+def test_unknown_option_is_refused(project: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pubsub_jobs.adapters.django import PubSubBackend
+
+    with pytest.raises(ImproperlyConfigured, match="project"):
+        PubSubBackend("probe", {"OPTIONS": {"projectid": "x"}})
+
+
+def test_capabilities_are_declared_to_django(project: Any) -> None:
+    from pubsub_jobs.adapters.django import PubSubBackend, _compat
+
+    tasks = project
+    assert PubSubBackend.supports_defer and PubSubBackend.supports_async_task
+    assert not PubSubBackend.supports_get_result and not PubSubBackend.supports_priority
+    with pytest.raises(_compat.InvalidTask, match="priority"):
+        tasks.record.using(priority=10)
+    with pytest.raises(NotImplementedError):
+        tasks.record.get_result("some-id")
+    with pytest.raises(_compat.InvalidTask, match="Queue"):
+        tasks.record.using(queue_name="nowhere")
+
+
+def test_arguments_are_checked_at_enqueue(project: Any) -> None:
+    from datetime import UTC, datetime
+
+    tasks = project
+    with pytest.raises(InvalidArguments, match="JSON"):
+        tasks.record.enqueue("tag", value=datetime.now(UTC))
+    with pytest.raises(InvalidArguments, match="unexpected keyword"):
+        tasks.record.enqueue("tag", colour="red")
+    with pytest.raises(InvalidArguments, match="missing"):
+        tasks.flaky.enqueue()  # context is not the caller's to give
+
+
+def test_worker_finds_the_pubsub_tasks_of_apps_and_named_modules(project: Any) -> None:
+    from pubsub_jobs.adapters.django.worker import discover_tasks
+
+    found = {t.module_path for t in discover_tasks()}
+    assert found == {PREFIX + name for name in ("record", "arecord", "flaky", "broken")}
+    extra = {t.module_path for t in discover_tasks(["tests.django_project.extra_tasks"])}
+    assert extra == found | {"tests.django_project.extra_tasks.extra"}
+
+
+# ------------------------------------------------------------------- against the emulator
+
+
+@pytest.mark.emulator
+def test_enqueue_publishes_the_wire_format(
+    pubsub_jobs_settings: Settings, bootstrap_queues, project: Any, signals, tag: str
+) -> None:
+    bootstrap_queues("default")
+    result = project.record.enqueue(tag, value=3)
+    assert str(result.status) == "READY" and result.enqueued_at is not None
+    assert signals == [("task_enqueued", result.id, "READY", 0)]
+    subscriber = subscriber_client(pubsub_jobs_settings)
+    response = subscriber.pull(
+        subscription=pubsub_jobs_settings.subscription_path("default"), max_messages=1,
+        timeout=30,
+    )
+    [received] = response.received_messages
+    message = received.message
+    assert json.loads(message.data) == {"args": [tag], "kwargs": {"value": 3}}
+    attributes = dict(message.attributes)
+    assert attributes["job_name"] == PREFIX + "record"
+    assert attributes["job_id"] == result.id
+    assert attributes["queue_name"] == "default" and attributes["wire_version"] == "1"
+    subscriber.acknowledge(subscription=pubsub_jobs_settings.subscription_path("default"),
+                           ack_ids=[received.ack_id])
+
+
+@pytest.mark.emulator
+def test_worker_runs_tasks_with_signals_context_and_connections(
+    bootstrap_queues, drain_queues, project: Any, registry: Registry, runs, signals, tag: str
+) -> None:
+    tasks = project
+    bootstrap_queues("default", "mailers")
+    tasks.CONNECTIONS.clear()
+    sync = tasks.record.enqueue(tag, value=5)
+    coro = tasks.arecord.enqueue(tag)
+    flaky = tasks.flaky.enqueue(tag)
+    drain_queues("default", "mailers", registry=registry, idle=1.5)
+
+    [record] = runs(tag, "record")
+    assert (record.value, record.job_id) == (5, sync.id)
+    [arecord] = runs(tag, "arecord")
+    assert arecord.job_id == coro.id
+    assert [(r.attempt, r.job_id) for r in runs(tag, "flaky")] == [(1, flaky.id), (2, flaky.id)]
+
+    def of(result: Any) -> list[tuple[str, str, int]]:
+        return [(name, status, attempts) for name, rid, status, attempts in signals
+                if rid == result.id]
+
+    for result in (sync, coro):
+        assert of(result) == [("task_enqueued", "READY", 0), ("task_started", "RUNNING", 1),
+                              ("task_finished", "SUCCESSFUL", 1)]
+    assert of(flaky) == [
+        ("task_enqueued", "READY", 0),
+        ("task_started", "RUNNING", 1), ("task_finished", "FAILED", 1),
+        ("task_started", "RUNNING", 2), ("task_finished", "SUCCESSFUL", 2),
+    ]
+    # Each task's database connection is closed after it, as after a request (CONN_MAX_AGE=0).
+    assert len(tasks.CONNECTIONS) == 2
+    assert all(conn.connection is None for conn in tasks.CONNECTIONS)
+
+
+@pytest.mark.emulator
+def test_failures_and_strangers_are_dead_lettered(
+    pubsub_jobs_settings: Settings, bootstrap_queues, dead_letters, project: Any,
+    registry: Registry, signals, tag: str
+) -> None:
+    tasks = project
+    bootstrap_queues("default")
+    broken = tasks.broken.enqueue(tag)
+    adapter = PubSubAdapter(pubsub_jobs_settings)
+    strangers = {
+        "tests.django_project.testapp.dangerous.boom": "unknown_job",  # never imported
+        PREFIX + "elsewhere": "unknown_job",  # a task of another backend
+        PREFIX + "record": "invalid_arguments",  # does not fit the function
+    }
+    ids = {}
+    for name in strangers:
+        args = [] if name.endswith("record") else [tag]
+        ids[adapter.publish(JobMessage(job_name=name, queue="default", args=args,
+                                       kwargs={})).job_id] = name
+    adapter.close()
+    worker = Worker(["default"], settings=pubsub_jobs_settings, registry=registry)
+    worker.start()
+    try:
+        dead = {d.job_id: d for d in dead_letters("default", expect=4, timeout=60)}
+    finally:
+        worker.stop()
+    assert dead[broken.id].reason == "max_attempts"
+    assert dead[broken.id].attributes["job_name"] == PREFIX + "broken"
+    assert "ValueError: broken" in dead[broken.id].attributes["dead_letter_error"]
+    assert {ids[i]: dead[i].reason for i in ids} == strangers
+    assert "tests.django_project.testapp.dangerous" not in sys.modules
+    finished = [s for s in signals if s[0] == "task_finished" and s[1] == broken.id]
+    assert [(status, attempts) for _, _, status, attempts in finished] == [
+        ("FAILED", n) for n in range(1, 6)
+    ]
+
+
+@pytest.mark.emulator
+def test_run_after_waits_in_cloud_tasks(
+    delayed_jobs_settings: Settings, bootstrap_queues, project: Any, registry: Registry,
+    runs, tag: str
+) -> None:
+    from django.utils import timezone
+
+    bootstrap_queues("default", settings=delayed_jobs_settings)
+    worker = Worker(["default"], settings=delayed_jobs_settings, registry=registry)
+    worker.start()
+    try:
+        run_after = timezone.now() + timedelta(seconds=3)
+        result = project.record.using(run_after=run_after).enqueue(tag)
+        assert str(result.status) == "READY"
+        wait_for(lambda: bool(runs(tag)))
+    finally:
+        worker.stop()
+    [run] = runs(tag)
+    assert run.job_id == result.id
+    assert run.scheduled_at == run_after  # the message carried it
+    assert run.ran_at >= run_after
+
+
+@pytest.mark.emulator
+def test_enqueue_on_commit(
+    bootstrap_queues, drain_queues, project: Any, registry: Registry, runs, signals, tag: str
+) -> None:
+    from django.db import transaction
+
+    on_commit = project.record.using(backend="on_commit")
+    bootstrap_queues("default")
+
+    class Rollback(Exception):
+        pass
+
+    with transaction.atomic():
+        kept = on_commit.enqueue(tag, value=1)
+        assert kept.enqueued_at is None and signals == []  # not published yet
+    assert kept.enqueued_at is not None
+    assert signals == [("task_enqueued", kept.id, "READY", 0)]
+    with pytest.raises(Rollback), transaction.atomic():
+        dropped = on_commit.enqueue(tag, value=2)
+        raise Rollback
+    assert dropped.enqueued_at is None
+    at_once = on_commit.enqueue(tag, value=3)  # outside a transaction: published now
+    assert at_once.enqueued_at is not None
+
+    drain_queues("default", registry=registry, idle=1.0)
+    assert sorted(r.value for r in runs(tag)) == [1, 3]
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("how", ["manage.py", "pubsub-jobs"])
+def test_worker_commands(
+    how: str, pubsub_jobs_settings: Settings, bootstrap_queues, project: Any, runs, tag: str
+) -> None:
+    """`manage.py pubsub_worker` (queues from QUEUES) and `pubsub-jobs worker` with
+    DJANGO_SETTINGS_MODULE: tasks of installed apps and of modules named on the command
+    line, with OPTIONS winning over the environment (PUBSUB_JOBS_PROJECT_ID is wrong)."""
+    from tests.django_project import extra_tasks
+
+    bootstrap_queues("default", "mailers")
+    project.record.enqueue(tag)
+    project.arecord.enqueue(tag)
+    extra_tasks.extra.enqueue(tag)
+    if how == "manage.py":
+        command = [sys.executable, str(MANAGE), "pubsub_worker"]
+        env = project_env(pubsub_jobs_settings)
+    else:
+        command = [sys.executable, "-m", "pubsub_jobs", "worker", "--queue", "default",
+                   "--queue", "mailers"]
+        env = project_env(pubsub_jobs_settings, DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
+    command += ["tests.django_project.extra_tasks", "--burst", "--burst-idle", "1"]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(r.task for r in runs(tag)) == ["arecord", "extra", "record"]
+    assert "django tasks: " in proc.stderr
+
+
+# ---------------------------------------------------------------------------- the README
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """The ```python blocks of docs/sections/django.md: (kind, code)."""
+    text = DOC.read_text()
+    blocks = re.findall(
+        r"<!-- readme-test: skip-django ([^>]*?) ?-->\s*```python\n(.*?)```", text, re.S
+    )
+    assert len(blocks) == text.count("```python\n"), "every python block needs a marker"
+    return blocks
+
+
+@pytest.mark.emulator
+def test_readme_examples_run(
+    delayed_jobs_settings: Settings, bootstrap_queues, drain_queues, project: Any,
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The README's settings, tasks module and enqueues, with the test's project and queues
+    (and on the backport, ``django_tasks`` for ``django.tasks``)."""
+    from django.core import mail
+    from django.test import override_settings
+
+    from pubsub_jobs.adapters.django import _compat
+    from pubsub_jobs.adapters.django.worker import discover_tasks, task_registry
+
+    blocks = readme_blocks()
+    namespace: dict[str, Any] = {}
+    [settings_code] = [code for kind, code in blocks if kind == "settings"]
+    exec(compile(settings_code, str(DOC), "exec"), namespace)  # noqa: S102
+    assert "pubsub_jobs.adapters.django" in namespace["INSTALLED_APPS"]
+    tasks_setting = namespace["TASKS"]
+    options = tasks_setting["default"]["OPTIONS"]
+    assert options["cloud_tasks_location"] == delayed_jobs_settings.cloud_tasks_location
+    tasks_setting["default"]["OPTIONS"] = {**options, "project_id": "test-project"}
+    for kind, code in blocks:
+        if kind.startswith("module "):
+            path = tmp_path / kind.split()[1]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            (path.parent / "__init__.py").touch()
+            path.write_text(code.replace("django.tasks", _compat.FRAMEWORK))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bootstrap_queues(*tasks_setting["default"]["QUEUES"], settings=delayed_jobs_settings)
+    mail.outbox = []
+    with override_settings(TASKS=tasks_setting):
+        registry = task_registry(discover_tasks(["shop.tasks"]))
+        assert len(registry) >= 2
+        for kind, code in blocks:
+            if kind == "exec":
+                exec(compile(code, str(DOC), "exec"), {"__name__": "readme"})  # noqa: S102
+        drain_queues(*tasks_setting["default"]["QUEUES"], registry=registry, idle=1.5)
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert subjects == ["Your order 42", "Your order 43"]
+    for name in [m for m in sys.modules if m == "shop" or m.startswith("shop.")]:
+        del sys.modules[name]
