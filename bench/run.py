@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Topic the publish phases use: created without a subscription, so the emulator keeps nothing.
 PUBLISH_QUEUE = "publish"
+#: Publish requests in flight in the hand-built reference (as pubsub-jobs' bulk enqueue).
+GAPIC_IN_FLIGHT = 4
 
 
 @dataclass
@@ -43,11 +46,11 @@ class Config:
 
     publish_n: int = 20_000
     latency_n: int = 200
-    drain_n: int = 10_000
+    drain_n: int = 5_000
     streams: tuple[int, ...] = (1, 4)
     threads_per_stream: int = 10
     start_n: int = 100
-    rss_n: int = 10_000
+    rss_n: int = 3_000
     payload_bytes: int = 200
     reps: int = 3
     warmup: bool = True
@@ -167,6 +170,8 @@ class Bench:
         self.raw_single = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)
         )
+        #: For the floor: Publish requests built by hand, a few in flight.
+        self.pool = ThreadPoolExecutor(GAPIC_IN_FLIGHT, thread_name_prefix="bench-gapic")
         self.queues: list[str] = []
         self.topics: list[str] = []
 
@@ -181,7 +186,18 @@ class Bench:
                 self.raw_batched.delete_topic(topic=topic)
         self.raw_batched.stop()
         self.raw_single.stop()
+        self.pool.shutdown()
         get_adapter().close()
+
+    def gapic_publish(self, topic: str, messages: list[Any]) -> list[str]:
+        """One Publish request of protobuf messages through the generated client: the floor
+        under any library on top of the client (no per-message futures or batching)."""
+        from google.pubsub_v1 import PublisherClient as GapicPublisherClient
+        from google.pubsub_v1.types import PublishRequest
+
+        request = PublishRequest.wrap(PublishRequest.pb()(topic=topic, messages=messages))
+        response = GapicPublisherClient.publish(self.raw_batched, request=request, timeout=60)
+        return list(response.message_ids)
 
     def publish_topic(self) -> str:
         """A topic with no subscription: the emulator stores nothing published to it."""
@@ -231,7 +247,10 @@ class Bench:
 
 
 def phase_bulk(b: Bench) -> list[Figure]:
+    from google.pubsub_v1.types import PubsubMessage
+
     from bench import jobs
+    from pubsub_jobs.adapters.pubsub import BULK_REQUESTS_IN_FLIGHT
 
     n = b.config.publish_n
     topic = b.publish_topic()
@@ -251,23 +270,48 @@ def phase_bulk(b: Bench) -> list[Figure]:
         noop.enqueue_many(calls)
         return {"rate": n / (time.perf_counter() - started)}
 
-    out = interleaved({"raw": raw, "ours": ours}, b.config.reps, b.config.warmup)
+    per_request = b.batch_settings.max_messages
+
+    def gapic() -> dict[str, float]:
+        started = time.perf_counter()
+        proto = PubsubMessage.pb()
+        futures = []
+        for first in range(0, n, per_request):
+            messages = [proto(data=data, attributes=attributes)
+                        for _ in range(min(per_request, n - first))]
+            futures.append(b.pool.submit(b.gapic_publish, topic, messages))
+        for future in futures:
+            future.result(timeout=120)
+        return {"rate": n / (time.perf_counter() - started)}
+
+    out = interleaved({"raw": raw, "ours": ours, "gapic": gapic}, b.config.reps,
+                      b.config.warmup)
     bs = b.batch_settings
     batching = (f"BatchSettings(max_messages={bs.max_messages}, max_bytes={bs.max_bytes}, "
                 f"max_latency={bs.max_latency})")
-    return [Figure(
-        "bulk_publish", f"1. bulk publish of {n:,} messages", "msg/s", True,
-        out["raw"]["rate"], out["ours"]["rate"], target=0.9,
-        raw_setup=f"PublisherClient.publish x N, then every future's result(); {batching}",
-        ours_setup=f"Job.enqueue_many(N calls) (validates, encodes, builds attributes); "
-                   f"default adapter: {batching}",
-    )]
+    ours_setup = ("Job.enqueue_many(N calls): validates, encodes, builds attributes, then "
+                  f"Publish requests of up to {bs.max_messages} messages, "
+                  f"{BULK_REQUESTS_IN_FLIGHT} in flight")
+    return [
+        Figure("bulk_publish", f"1. bulk publish of {n:,} messages", "msg/s", True,
+               out["raw"]["rate"], out["ours"]["rate"], target=0.9,
+               raw_setup=f"PublisherClient.publish x N, then every future's result(); "
+                         f"{batching}",
+               ours_setup=ours_setup),
+        Figure("bulk_publish_floor", "1b. the same, raw as hand-built Publish requests",
+               "msg/s", True, out["gapic"]["rate"], out["ours"]["rate"],
+               raw_setup=f"generated client's publish(), {per_request} protobuf messages "
+                         f"per request, {GAPIC_IN_FLIGHT} in flight (no per-message futures)",
+               ours_setup=ours_setup),
+    ]
 
 
 # ---------------------------------------------------------------- phase 2: one publish
 
 
 def phase_single(b: Bench) -> list[Figure]:
+    from google.pubsub_v1.types import PubsubMessage
+
     from bench import jobs
 
     n = b.config.latency_n
@@ -293,24 +337,31 @@ def phase_single(b: Bench) -> list[Figure]:
             samples.append(time.perf_counter() - started)
         return {"median": median_ms(samples)}
 
+    def gapic() -> dict[str, float]:
+        proto = PubsubMessage.pb()
+        samples = []
+        for _ in range(n):
+            started = time.perf_counter()
+            b.gapic_publish(topic, [proto(data=data, attributes=attributes)])
+            samples.append(time.perf_counter() - started)
+        return {"median": median_ms(samples)}
+
     out = interleaved(
-        {"raw_single": raw_with(b.raw_single), "ours": ours,
-         "raw_batched": raw_with(b.raw_batched)},
+        {"raw_single": raw_with(b.raw_single), "ours": ours, "gapic": gapic},
         b.config.reps, b.config.warmup,
     )
-    ours_setup = "Job.enqueue(payload), one after the other; default adapter"
-    bs = b.batch_settings
+    ours_setup = ("Job.enqueue(payload) one after the other: validates, encodes, one Publish "
+                  "request")
     return [
         Figure("single_publish", f"2. publish-and-wait of one message, median of {n}", "ms",
                False, out["raw_single"]["median"], out["ours"]["median"], target=1.3,
                raw_setup="publish(...).result() one after the other; "
                          "BatchSettings(max_messages=1): each message sent at once",
                ours_setup=ours_setup),
-        Figure("single_publish_same_batching",
-               "2b. the same, raw with pubsub-jobs' batch settings", "ms",
-               False, out["raw_batched"]["median"], out["ours"]["median"],
-               raw_setup=f"publish(...).result() one after the other; BatchSettings("
-                         f"max_messages={bs.max_messages}, max_latency={bs.max_latency})",
+        Figure("single_publish_floor", "2b. the same, raw as a hand-built Publish request",
+               "ms", False, out["gapic"]["median"], out["ours"]["median"],
+               raw_setup="generated client's publish() of one protobuf message, "
+                         "one after the other",
                ours_setup=ours_setup),
     ]
 
@@ -322,53 +373,63 @@ def phase_drain(b: Bench) -> list[Figure]:
     from bench._proc import start_raw, stop_raw
     from pubsub_jobs.worker import QueueSpec, Worker
 
-    n, per = b.config.drain_n, b.config.threads_per_stream
-    timeout = max(120.0, n / 100)
+    per = b.config.threads_per_stream
+    timeout = max(120.0, b.config.drain_n / 100)
+
+    def raw(streams: int, n: int) -> dict[str, float]:
+        with b.queue(f"drain-raw-k{streams}", fill=n) as queue:
+            handled: list[str] = []
+
+            def callback(message: Any) -> None:
+                handled.append(message.message_id)
+                message.ack()
+
+            started, cpu = time.perf_counter(), time.process_time()
+            subscriber, futures = start_raw(
+                b.settings.subscription_path(queue), streams, per, callback
+            )
+            wait_until(lambda: len(handled), n, timeout, "raw subscriber")
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            stop_raw(subscriber, futures)
+        return {"rate": n / elapsed, "cpu_us": cpu / n * 1e6,
+                "duplicates": len(handled) - len(set(handled))}
+
+    def ours(streams: int, n: int) -> dict[str, float]:
+        with b.queue(f"drain-ours-k{streams}", fill=n) as queue:
+            worker = Worker([QueueSpec(queue, per * streams, streams)], settings=b.settings)
+            started, cpu = time.perf_counter(), time.process_time()
+            worker.start()
+            try:
+                wait_until(lambda: worker.stats.processed, n, timeout, "pubsub-jobs worker")
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            finally:
+                worker.stop()
+            stats = worker.stats.snapshot()
+        if stats["failed"] or stats["dead_lettered"]:
+            raise RuntimeError(f"no-op jobs failed: {stats}")
+        return {"rate": n / elapsed, "cpu_us": cpu / n * 1e6,
+                "duplicates": stats["processed"] - n}
+
+    n = b.config.drain_n
+    if b.config.warmup:  # a short drain of each side; later rounds are warm already
+        raw(b.config.streams[0], max(1, n // 5))
+        ours(b.config.streams[0], max(1, n // 5))
     figures = []
-    for streams in b.config.streams:
-
-        def raw(streams: int = streams) -> dict[str, float]:
-            with b.queue(f"drain-raw-k{streams}", fill=n) as queue:
-                handled: list[str] = []
-
-                def callback(message: Any) -> None:
-                    handled.append(message.message_id)
-                    message.ack()
-
-                started = time.perf_counter()
-                subscriber, futures = start_raw(
-                    b.settings.subscription_path(queue), streams, per, callback
-                )
-                wait_until(lambda: len(handled), n, timeout, "raw subscriber")
-                elapsed = time.perf_counter() - started
-                stop_raw(subscriber, futures)
-            return {"rate": n / elapsed, "duplicates": len(handled) - len(set(handled))}
-
-        def ours(streams: int = streams) -> dict[str, float]:
-            with b.queue(f"drain-ours-k{streams}", fill=n) as queue:
-                worker = Worker([QueueSpec(queue, per * streams, streams)], settings=b.settings)
-                started = time.perf_counter()
-                worker.start()
-                try:
-                    wait_until(lambda: worker.stats.processed, n, timeout, "pubsub-jobs worker")
-                    elapsed = time.perf_counter() - started
-                finally:
-                    worker.stop()
-                stats = worker.stats.snapshot()
-            if stats["failed"] or stats["dead_lettered"]:
-                raise RuntimeError(f"no-op jobs failed: {stats}")
-            return {"rate": n / elapsed, "duplicates": stats["processed"] - n}
-
-        out = interleaved({"raw": raw, "ours": ours}, b.config.reps, b.config.warmup)
-        figures.append(Figure(
-            f"drain_k{streams}", f"3. drain {n:,} no-op jobs, K={streams} stream(s)", "msg/s",
-            True, out["raw"]["rate"], out["ours"]["rate"], target=0.8,
-            raw_setup=b.raw_setup_text(streams) + "; callback records the id and acks",
-            ours_setup=b.ours_setup_text(streams),
-            extra={"duplicates": {"raw": out["raw"]["duplicates"],
-                                  "pubsub_jobs": out["ours"]["duplicates"]}},
-        ))
-        log(f"drain K={streams}: raw {out['raw']['rate']}, ours {out['ours']['rate']}")
+    for k in b.config.streams:
+        out = interleaved({"raw": lambda k=k: raw(k, n), "ours": lambda k=k: ours(k, n)},
+                          b.config.reps, warmup=False)
+        raw_setup = b.raw_setup_text(k) + "; callback records the id and acks"
+        figures += [
+            Figure(f"drain_k{k}", f"3. drain {n:,} no-op jobs, K={k} stream(s)", "msg/s",
+                   True, out["raw"]["rate"], out["ours"]["rate"], target=0.8,
+                   raw_setup=raw_setup, ours_setup=b.ours_setup_text(k),
+                   extra={"duplicates": {"raw": out["raw"]["duplicates"],
+                                         "pubsub_jobs": out["ours"]["duplicates"]}}),
+            Figure(f"drain_cpu_k{k}", f"3. CPU time per job while draining, K={k}", "us",
+                   False, out["raw"]["cpu_us"], out["ours"]["cpu_us"],
+                   raw_setup=raw_setup, ours_setup=b.ours_setup_text(k)),
+        ]
+        log(f"drain K={k}: raw {out['raw']}, ours {out['ours']}")
     return figures
 
 
@@ -430,7 +491,7 @@ def phase_start(b: Bench) -> list[Figure]:
                 worker.stop()
         return {"p50": median_ms(samples), "p99": percentile_ms(samples, 99)}
 
-    out = interleaved({"raw": raw, "ours": ours}, b.config.reps, b.config.warmup)
+    out = interleaved({"raw": raw, "ours": ours}, b.config.reps, warmup=False)
     raw_setup = ("publish with BatchSettings(max_messages=1) -> callback start; "
                  + b.raw_setup_text(1))
     ours_setup = "Job.enqueue -> job start; " + b.ours_setup_text(1)
@@ -636,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (args.out / "latest.md").write_text(table)
-    print(table)
+    sys.stdout.write(table)
     return 0
 
 

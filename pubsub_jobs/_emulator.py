@@ -32,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -599,6 +599,95 @@ def _remove_pid_file(path: Path, pid: int) -> None:
             path.unlink()
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename, so no reader sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _log_file(log_path: Path | None, default_name: str) -> Path:
+    """``log_path``, else ``~/.cache/pubsub-jobs/<default_name>``; its folder is created."""
+    path = _cache_root() / default_name if log_path is None else log_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _spawn(
+    command: EmulatorCommand,
+    log_path: Path,
+    *,
+    env: Mapping[str, str],
+    hostport: str,
+    pid_file: Path | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output in ``log_path``, after a header naming it.
+
+    It runs in a process group of its own, which :meth:`EmulatorProcess.stop` signals. With
+    a ``pid_file`` it runs detached instead (a session of its own, outliving us), and its
+    pid, ``hostport`` and log are recorded there for :func:`_stop_detached`.
+    """
+    detach = pid_file is not None
+    with open(log_path, "wb") as log_file:
+        header = (
+            f"# pubsub-jobs: {command.description}\n# pubsub-jobs: {shlex.join(command.argv)}\n"
+        )
+        log_file.write(header.encode())
+        log_file.flush()
+        popen = subprocess.Popen(  # noqa: S603 - argument list built by the caller, no shell
+            command.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=detach,
+            process_group=None if detach else 0,
+        )
+    if pid_file is not None:
+        _write_atomically(pid_file, f"{popen.pid}\n{hostport}\n{log_path}\n")
+    return popen
+
+
+def _wait_until_ready(
+    process: EmulatorProcess,
+    ready: Callable[[str, float], bool],
+    timeout: float,
+    *,
+    label: str,
+    probe: str,
+    detail: str = "",
+) -> None:
+    """Poll ``ready(host, seconds)`` until it holds. If the process exits first, or
+    ``timeout`` passes, or anything interrupts the wait, stop the process; the
+    :class:`EmulatorError` raised quotes the end of its log. ``label`` names the emulator,
+    ``probe`` the request it must answer, ``detail`` adds to the early-exit message."""
+    log_path = process.log_path
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            code = process._popen.poll()
+            if code is not None:
+                raise EmulatorError(
+                    f"The {label} exited early with code {code}{detail}. Last lines of "
+                    f"{log_path}:\n{_log_tail(log_path)}"
+                )
+            remaining = deadline - time.monotonic()
+            if ready(process.host, max(0.1, min(1.0, remaining))):
+                break
+            if time.monotonic() >= deadline:
+                raise EmulatorError(
+                    f"The {label} did not answer {probe} within {timeout:g} s; stopped it. "
+                    f"Last lines of {log_path}:\n{_log_tail(log_path)}"
+                )
+            time.sleep(0.1)
+    except BaseException:
+        process.stop()
+        raise
+
+
 def start_pubsub_emulator(
     port: int = 8085,
     *,
@@ -639,62 +728,22 @@ def start_pubsub_emulator(
     elif "UNPATCHED" in command.description:
         logger.warning("%s", command.description)
 
-    cache = _cache_root()
-    if log_path is None:
-        cache.mkdir(parents=True, exist_ok=True)
-        log_path = cache / f"emulator-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = _log_file(log_path, f"emulator-{port}.log")
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "env.yaml").write_text(f"PUBSUB_EMULATOR_HOST: {hostport}\n")
-
-    with open(log_path, "wb") as log_file:
-        header = (
-            f"# pubsub-jobs: {command.description}\n# pubsub-jobs: {shlex.join(command.argv)}\n"
-        )
-        log_file.write(header.encode())
-        log_file.flush()
-        popen = subprocess.Popen(  # noqa: S603 - argument list built above, no shell
-            command.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **command.env},
-            cwd=data_dir,
-            # our own process group (or session, to outlive us): stop() signals just that
-            start_new_session=detach,
-            process_group=None if detach else 0,
-        )
-    pid_file = None
-    if detach:
-        pid_file = _pid_file(port)
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pid_file.with_name(f".{pid_file.name}.{popen.pid}")
-        tmp.write_text(f"{popen.pid}\n{hostport}\n{log_path}\n")
-        tmp.replace(pid_file)
+    pid_file = _pid_file(port) if detach else None
+    env = {**os.environ, **command.env}
+    popen = _spawn(command, log_path, env=env, hostport=hostport, pid_file=pid_file, cwd=data_dir)
     process = EmulatorProcess(popen, hostport, log_path, command, pid_file)
-
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            code = popen.poll()
-            if code is not None:
-                raise EmulatorError(
-                    f"The Pub/Sub emulator exited early with code {code} "
-                    f"({command.description}). Last lines of {log_path}:\n{_log_tail(log_path)}"
-                )
-            remaining = deadline - time.monotonic()
-            if pubsub_emulator_ready(hostport, timeout=max(0.1, min(1.0, remaining))):
-                break
-            if time.monotonic() >= deadline:
-                raise EmulatorError(
-                    f"The Pub/Sub emulator did not answer `GET http://{hostport}/` with Ok within "
-                    f"{timeout:g} s; stopped it. Last lines of {log_path}:\n{_log_tail(log_path)}"
-                )
-            time.sleep(0.1)
-    except BaseException:
-        process.stop()
-        raise
+    _wait_until_ready(
+        process,
+        pubsub_emulator_ready,
+        timeout,
+        label="Pub/Sub emulator",
+        probe=f"`GET http://{hostport}/` with Ok",
+        detail=f" ({command.description})",
+    )
     logger.info("Pub/Sub emulator ready at %s (pid %d, log %s)", hostport, popen.pid, log_path)
     return process
 
@@ -734,13 +783,19 @@ def stop_detached(port: int = 8085, timeout: float = 10.0) -> bool:
     """Stop the emulator that ``start_pubsub_emulator(port, detach=True)`` started, found by its
     pid file and checked to still be a java process running the emulator jar on that port.
     True if one was stopped; False if none was running (a stale pid file is removed)."""
-    pid_file = _pid_file(port)
+    return _stop_detached(_pid_file(port), lambda cmdline: _is_our_emulator(cmdline, port), timeout)
+
+
+def _stop_detached(pid_file: Path, is_ours: Callable[[list[str]], bool], timeout: float) -> bool:
+    """Stop the detached emulator ``pid_file`` names if ``is_ours(its argv)`` still holds
+    (never a process that reused the pid): SIGTERM, then SIGKILL after ``timeout`` s. True if
+    one was stopped; False if none was running (a stale pid file is removed)."""
     try:
         pid = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return False
     cmdline = _proc_cmdline(pid)
-    if cmdline is None or not _is_our_emulator(cmdline, port):
+    if cmdline is None or not is_ours(cmdline):
         _remove_pid_file(pid_file, pid)
         return False
     try:

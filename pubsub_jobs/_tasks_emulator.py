@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess  # noqa: S404 - we run python/pip with argument lists, no shell
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,13 @@ from pubsub_jobs._emulator import (
     _cache_root,
     _check_loopback,
     _hostport,
+    _log_file,
     _log_tail,
     _port_taken,
-    _proc_cmdline,
-    _remove_pid_file,
+    _spawn,
+    _stop_detached,
+    _wait_until_ready,
+    _write_atomically,
 )
 
 __all__ = [
@@ -234,10 +236,7 @@ def _launcher() -> Path:
     """Write the launcher beside the venv (rewritten only when pubsub-jobs changed it)."""
     path = _cache_root() / _LAUNCHER_NAME
     if not path.is_file() or path.read_text() != _LAUNCHER:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(_LAUNCHER)
-        tmp.replace(path)
+        _write_atomically(path, _LAUNCHER)
     return path
 
 
@@ -324,55 +323,20 @@ def start_tasks_emulator(
         argv=argv, env={}, patched=False,
         description=f"Cloud Tasks emulator ({REQUIREMENT}, {python})",
     )
-    cache = _cache_root()
-    if log_path is None:
-        cache.mkdir(parents=True, exist_ok=True)
-        log_path = cache / f"tasks-emulator-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = _log_file(log_path, f"tasks-emulator-{port}.log")
     # It only calls the local Pub/Sub emulator: never through a proxy.
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     env["PYTHONUNBUFFERED"] = "1"
-    with open(log_path, "wb") as log_file:
-        log_file.write(f"# pubsub-jobs: {command.description}\n# {' '.join(argv)}\n".encode())
-        log_file.flush()
-        popen = subprocess.Popen(  # noqa: S603 - argument list built above, no shell
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=detach,
-            process_group=None if detach else 0,
-        )
-    pid_file = None
-    if detach:
-        pid_file = _pid_file(port)
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pid_file.with_name(f".{pid_file.name}.{popen.pid}")
-        tmp.write_text(f"{popen.pid}\n{hostport}\n{log_path}\n")
-        tmp.replace(pid_file)
+    pid_file = _pid_file(port) if detach else None
+    popen = _spawn(command, log_path, env=env, hostport=hostport, pid_file=pid_file)
     process = TasksEmulatorProcess(popen, hostport, log_path, command, pid_file)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            code = popen.poll()
-            if code is not None:
-                raise EmulatorError(
-                    f"The Cloud Tasks emulator exited early with code {code}. Last lines of "
-                    f"{log_path}:\n{_log_tail(log_path)}"
-                )
-            remaining = deadline - time.monotonic()
-            if tasks_emulator_ready(hostport, timeout=max(0.1, min(1.0, remaining))):
-                break
-            if time.monotonic() >= deadline:
-                raise EmulatorError(
-                    f"The Cloud Tasks emulator did not answer ListQueues on {hostport} within "
-                    f"{timeout:g} s; stopped it. Last lines of {log_path}:\n{_log_tail(log_path)}"
-                )
-            time.sleep(0.1)
-    except BaseException:
-        process.stop()
-        raise
+    _wait_until_ready(
+        process,
+        tasks_emulator_ready,
+        timeout,
+        label="Cloud Tasks emulator",
+        probe=f"ListQueues on {hostport}",
+    )
     logger.info("Cloud Tasks emulator ready at %s (pid %d, log %s)", hostport, popen.pid, log_path)
     return process
 
@@ -387,32 +351,7 @@ def _is_our_emulator(cmdline: list[str], port: int) -> bool:
 def stop_detached(port: int = DEFAULT_PORT, timeout: float = 10.0) -> bool:
     """Stop the emulator ``start_tasks_emulator(port, detach=True)`` started, found by its pid
     file and checked to still be our launcher on that port. True if one was stopped."""
-    pid_file = _pid_file(port)
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    cmdline = _proc_cmdline(pid)
-    if cmdline is None or not _is_our_emulator(cmdline, port):
-        _remove_pid_file(pid_file, pid)
-        return False
-    try:
-        group = os.getpgid(pid)
-    except ProcessLookupError:
-        _remove_pid_file(pid_file, pid)
-        return False
-    sender = os.killpg if group == pid else os.kill
-    with contextlib.suppress(ProcessLookupError):
-        sender(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _proc_cmdline(pid) is not None:
-        if time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                sender(pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    _remove_pid_file(pid_file, pid)
-    return True
+    return _stop_detached(_pid_file(port), lambda cmdline: _is_our_emulator(cmdline, port), timeout)
 
 
 # --------------------------------------------------------------------------- command line

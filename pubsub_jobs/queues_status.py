@@ -20,7 +20,7 @@ from typing import Any, Literal
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs._clients import publisher_client, pubsub_clients
 from pubsub_jobs.errors import describe
 from pubsub_jobs.settings import Settings, get_settings
 from pubsub_jobs.topology import QueueTopology, _differences
@@ -150,13 +150,8 @@ def queue_status(
     """
     settings = settings or get_settings()
     names = list(queues) if queues is not None else discover_queues(settings)
-    publisher = publisher_client(settings)
-    subscriber = subscriber_client(settings)
-    try:
+    with pubsub_clients(settings) as (publisher, subscriber):
         raw = [_raw_status(q, settings, publisher, subscriber) for q in names]
-    finally:
-        subscriber.close()
-        publisher.stop()
     metrics, note = _backlogs(settings, [s.name for q in raw for s in q.subscriptions], backlog)
     result = []
     for status in raw:

@@ -20,7 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2
 
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs._clients import pubsub_clients
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.topology")
@@ -134,10 +134,8 @@ def bootstrap(
     of a subscription cannot change: delete it to move it).
     """
     settings = settings or get_settings()
-    publisher = publisher_client(settings)
-    subscriber = subscriber_client(settings)
     report = BootstrapReport()
-    try:
+    with pubsub_clients(settings) as (publisher, subscriber):
         for queue in queues:
             topo = QueueTopology.of(queue, settings)
             for topic in (topo.topic, topo.dead_letter_topic):
@@ -150,9 +148,6 @@ def bootstrap(
                 _ensure_subscription(subscriber, wanted, report, update)
         if settings.cloud_tasks_location:
             ensure_cloud_tasks_queue(settings, report)
-    finally:
-        subscriber.close()
-        publisher.stop()
     return report
 
 
@@ -224,9 +219,7 @@ def _ensure_subscription(
 def delete_topology(queues: Iterable[str], settings: Settings | None = None) -> None:
     """Delete every queue's topics and subscriptions (tests, and tearing down a dev project)."""
     settings = settings or get_settings()
-    publisher = publisher_client(settings)
-    subscriber = subscriber_client(settings)
-    try:
+    with pubsub_clients(settings) as (publisher, subscriber):
         for queue in queues:
             topo = QueueTopology.of(queue, settings)
             for sub in (topo.subscription, topo.dead_letter_subscription):
@@ -239,6 +232,3 @@ def delete_topology(queues: Iterable[str], settings: Settings | None = None) -> 
                     publisher.delete_topic(topic=topic)
                 except gexc.NotFound:
                     pass
-    finally:
-        subscriber.close()
-        publisher.stop()

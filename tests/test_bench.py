@@ -20,7 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {
     "bulk_publish",
     "single_publish",
-    "single_publish_same_batching",
+    "single_publish_floor",
+    "bulk_publish_floor",
+    "drain_cpu_k1",
+    "drain_cpu_k4",
     "drain_k1",
     "drain_k4",
     "start_p50",

@@ -26,7 +26,7 @@ from pubsub_jobs import InvalidArguments, Settings
 from pubsub_jobs._clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.registry import Registry
+from pubsub_jobs.registry import default_registry
 from pubsub_jobs.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,14 +71,6 @@ def runs(project: Any) -> Callable[..., list[Any]]:
 @pytest.fixture
 def tag() -> str:
     return uuid.uuid4().hex
-
-
-@pytest.fixture
-def registry(project: Any) -> Registry:
-    """The tasks a worker of the project finds (the app's tasks module)."""
-    from pubsub_jobs.adapters.django.worker import discover_tasks, task_registry
-
-    return task_registry(discover_tasks())
 
 
 @pytest.fixture
@@ -159,13 +151,16 @@ def test_constructor_reads_no_environment_and_options_win(monkeypatch, project: 
     pj_settings.reset()
 
 
-def test_unknown_option_is_refused(project: Any) -> None:
+def test_options_are_checked(project: Any) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
     from pubsub_jobs.adapters.django import PubSubBackend
 
-    with pytest.raises(ImproperlyConfigured, match="project"):
+    with pytest.raises(ImproperlyConfigured, match="project_id"):
         PubSubBackend("probe", {"OPTIONS": {"projectid": "x"}})
+    # Values are checked on first use, and by Django's system checks.
+    [error] = PubSubBackend("probe", {"OPTIONS": {"publish_timeout": -1}}).check()
+    assert error.id == "pubsub_jobs.E001" and "publish_timeout" in error.msg
 
 
 def test_capabilities_are_declared_to_django(project: Any) -> None:
@@ -201,6 +196,9 @@ def test_worker_finds_the_pubsub_tasks_of_apps_and_named_modules(project: Any) -
     assert found == {PREFIX + name for name in ("record", "arecord", "flaky", "broken")}
     extra = {t.module_path for t in discover_tasks(["tests.django_project.extra_tasks"])}
     assert extra == found | {"tests.django_project.extra_tasks.extra"}
+    # The app registered the installed apps' tasks when Django was set up.
+    assert found <= {job.name for job in default_registry}
+    assert PREFIX + "elsewhere" not in default_registry
 
 
 # ------------------------------------------------------------------- against the emulator
@@ -232,15 +230,17 @@ def test_enqueue_publishes_the_wire_format(
 
 @pytest.mark.emulator
 def test_worker_runs_tasks_with_signals_context_and_connections(
-    bootstrap_queues, drain_queues, project: Any, registry: Registry, runs, signals, tag: str
+    bootstrap_queues, drain_queues, project: Any, runs, signals, tag: str
 ) -> None:
+    from asgiref.sync import async_to_sync
+
     tasks = project
     bootstrap_queues("default", "mailers")
     tasks.CONNECTIONS.clear()
     sync = tasks.record.enqueue(tag, value=5)
-    coro = tasks.arecord.enqueue(tag)
+    coro = async_to_sync(tasks.arecord.aenqueue)(tag)  # aenqueue, of an async task
     flaky = tasks.flaky.enqueue(tag)
-    drain_queues("default", "mailers", registry=registry, idle=1.5)
+    drain_queues("default", "mailers", idle=1.5)
 
     [record] = runs(tag, "record")
     assert (record.value, record.job_id) == (5, sync.id)
@@ -268,7 +268,7 @@ def test_worker_runs_tasks_with_signals_context_and_connections(
 @pytest.mark.emulator
 def test_failures_and_strangers_are_dead_lettered(
     pubsub_jobs_settings: Settings, bootstrap_queues, dead_letters, project: Any,
-    registry: Registry, signals, tag: str
+    signals, tag: str
 ) -> None:
     tasks = project
     bootstrap_queues("default")
@@ -285,7 +285,7 @@ def test_failures_and_strangers_are_dead_lettered(
         ids[adapter.publish(JobMessage(job_name=name, queue="default", args=args,
                                        kwargs={})).job_id] = name
     adapter.close()
-    worker = Worker(["default"], settings=pubsub_jobs_settings, registry=registry)
+    worker = Worker(["default"], settings=pubsub_jobs_settings)
     worker.start()
     try:
         dead = {d.job_id: d for d in dead_letters("default", expect=4, timeout=60)}
@@ -304,13 +304,13 @@ def test_failures_and_strangers_are_dead_lettered(
 
 @pytest.mark.emulator
 def test_run_after_waits_in_cloud_tasks(
-    delayed_jobs_settings: Settings, bootstrap_queues, project: Any, registry: Registry,
+    delayed_jobs_settings: Settings, bootstrap_queues, project: Any,
     runs, tag: str
 ) -> None:
     from django.utils import timezone
 
     bootstrap_queues("default", settings=delayed_jobs_settings)
-    worker = Worker(["default"], settings=delayed_jobs_settings, registry=registry)
+    worker = Worker(["default"], settings=delayed_jobs_settings)
     worker.start()
     try:
         run_after = timezone.now() + timedelta(seconds=3)
@@ -327,7 +327,7 @@ def test_run_after_waits_in_cloud_tasks(
 
 @pytest.mark.emulator
 def test_enqueue_on_commit(
-    bootstrap_queues, drain_queues, project: Any, registry: Registry, runs, signals, tag: str
+    bootstrap_queues, drain_queues, project: Any, runs, signals, tag: str
 ) -> None:
     from django.db import transaction
 
@@ -349,7 +349,7 @@ def test_enqueue_on_commit(
     at_once = on_commit.enqueue(tag, value=3)  # outside a transaction: published now
     assert at_once.enqueued_at is not None
 
-    drain_queues("default", registry=registry, idle=1.0)
+    drain_queues("default", idle=1.0)
     assert sorted(r.value for r in runs(tag)) == [1, 3]
 
 

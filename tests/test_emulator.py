@@ -91,27 +91,24 @@ def test_cancelled_streaming_pull_does_not_lose_messages(
         message.ack()
         arrived.set()
 
+    def publish_and_receive(data: bytes, lost: str) -> None:
+        """Publish ``data``, wait for it on a new streaming pull, then cancel that stream."""
+        arrived.clear()
+        publisher.publish(topic, data).result(timeout=10)
+        future = subscriber.subscribe(subscription, callback)
+        try:
+            assert arrived.wait(15), lost
+        finally:
+            future.cancel()
+            future.result(timeout=10)
+
     try:
         publisher.create_topic(name=topic)
         subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=10)
 
-        publisher.publish(topic, b"m1").result(timeout=10)
-        future = subscriber.subscribe(subscription, callback)
-        try:
-            assert arrived.wait(15), "m1 was not delivered"
-        finally:
-            future.cancel()
-            future.result(timeout=10)
+        publish_and_receive(b"m1", "m1 was not delivered")
         assert received == [b"m1"]
-
-        arrived.clear()
-        publisher.publish(topic, b"m2").result(timeout=10)
-        future = subscriber.subscribe(subscription, callback)
-        try:
-            assert arrived.wait(15), "m2 was lost after the first stream was cancelled"
-        finally:
-            future.cancel()
-            future.result(timeout=10)
+        publish_and_receive(b"m2", "m2 was lost after the first stream was cancelled")
         assert received == [b"m1", b"m2"]
     finally:
         subscriber.close()

@@ -60,3 +60,14 @@ def test_readme_examples_run(pubsub_jobs_settings, bootstrap_queues, pytester, m
             assert passed >= 1 and not failed, result.stdout.str()
             ran += 1
     assert ran >= 3
+
+
+def test_readme_is_built_from_its_sections():
+    import importlib.util
+
+    path = README.parent / "docs" / "build_readme.py"
+    spec = importlib.util.spec_from_file_location("build_readme", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert README.read_text() == module.build(), "run: python docs/build_readme.py"

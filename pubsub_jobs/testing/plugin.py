@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,9 @@ from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
 from pubsub_jobs.testing.helpers import DeadLetter, drain, pull_dead_letters
 from pubsub_jobs.topology import BootstrapReport, bootstrap, delete_topology
 from pubsub_jobs.worker.runner import QueueSpec, Worker
+
+if TYPE_CHECKING:
+    from pubsub_jobs._emulator import EmulatorProcess
 
 #: Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff).
 FAST_QUEUES = QueueOptions(
@@ -34,27 +37,14 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a ready Pub/Sub emulator; ``PUBSUB_EMULATOR_HOST`` is set to it."""
     from pubsub_jobs import _emulator
 
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if host:
-        if not _emulator.pubsub_emulator_ready(host):
-            pytest.fail(
-                f"PUBSUB_EMULATOR_HOST={host}, but no Pub/Sub emulator answers there; start "
-                "one (`pubsub-jobs emulator start`) or unset the variable to let the tests "
-                "start their own"
-            )
-        yield host
-        return
-    log_path = Path(tmp_path_factory.mktemp("pubsub-emulator")) / "emulator.log"
-    try:
-        proc = _emulator.start_pubsub_emulator(_emulator.free_port(), log_path=log_path)
-    except _emulator.EmulatorError as exc:
-        pytest.fail(f"could not start the Pub/Sub emulator: {exc}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PUBSUB_EMULATOR_HOST", proc.host)
-        try:
-            yield proc.host
-        finally:
-            proc.stop()
+    yield from _session_emulator(
+        tmp_path_factory,
+        "pubsub-emulator",
+        env_var="PUBSUB_EMULATOR_HOST",
+        label="Pub/Sub emulator",
+        ready=_emulator.pubsub_emulator_ready,
+        start=_emulator.start_pubsub_emulator,
+    )
 
 
 @pytest.fixture
@@ -80,25 +70,48 @@ def cloud_tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     Reuses ``CLOUD_TASKS_EMULATOR_HOST`` when an emulator answers there, else starts one (the
     first time ever, after creating its private virtualenv from PyPI).
     """
-    from pubsub_jobs import _emulator, _tasks_emulator
+    from pubsub_jobs import _tasks_emulator
 
-    host = os.environ.get("CLOUD_TASKS_EMULATOR_HOST")
+    yield from _session_emulator(
+        tmp_path_factory,
+        "tasks-emulator",
+        env_var="CLOUD_TASKS_EMULATOR_HOST",
+        label="Cloud Tasks emulator",
+        ready=lambda host: _tasks_emulator.tasks_emulator_ready(host, timeout=5.0),
+        start=_tasks_emulator.start_tasks_emulator,
+    )
+
+
+def _session_emulator(
+    tmp_path_factory: pytest.TempPathFactory,
+    log_dir: str,
+    *,
+    env_var: str,
+    label: str,
+    ready: Callable[[str], bool],
+    start: Callable[..., EmulatorProcess],
+) -> Iterator[str]:
+    """Yield the host of the emulator ``env_var`` names (failing if none answers there), else
+    start one on a free port, set ``env_var`` to it, and stop it afterwards."""
+    from pubsub_jobs._emulator import EmulatorError, free_port
+
+    host = os.environ.get(env_var)
     if host:
-        if not _tasks_emulator.tasks_emulator_ready(host, timeout=5.0):
+        if not ready(host):
             pytest.fail(
-                f"CLOUD_TASKS_EMULATOR_HOST={host}, but no Cloud Tasks emulator answers there; "
-                "start one (`pubsub-jobs emulator start`) or unset the variable to let the "
-                "tests start their own"
+                f"{env_var}={host}, but no {label} answers there; start one "
+                "(`pubsub-jobs emulator start`) or unset the variable to let the tests start "
+                "their own"
             )
         yield host
         return
-    log_path = Path(tmp_path_factory.mktemp("tasks-emulator")) / "emulator.log"
+    log_path = Path(tmp_path_factory.mktemp(log_dir)) / "emulator.log"
     try:
-        proc = _tasks_emulator.start_tasks_emulator(_emulator.free_port(), log_path=log_path)
-    except _emulator.EmulatorError as exc:
-        pytest.fail(f"could not start the Cloud Tasks emulator: {exc}")
+        proc = start(free_port(), log_path=log_path)
+    except EmulatorError as exc:
+        pytest.fail(f"could not start the {label}: {exc}")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLOUD_TASKS_EMULATOR_HOST", proc.host)
+        mp.setenv(env_var, proc.host)
         try:
             yield proc.host
         finally:

@@ -5,6 +5,8 @@ import importlib.util
 import os
 import tempfile
 
+import django
+
 #: Django 6 has django.tasks; older Django uses the django-tasks backport, an app of its own.
 BACKPORT = importlib.util.find_spec("django.tasks") is None
 TASKS_FRAMEWORK = "django_tasks" if BACKPORT else "django.tasks"
@@ -28,7 +30,10 @@ DATABASES = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING_CONFIG = None
 
 #: The project every test's topology lives in; it wins over PUBSUB_JOBS_PROJECT_ID.

@@ -37,8 +37,8 @@ def setup_worker(modules: Sequence[str] = (), registry: Registry | None = None) 
 
     Sets Django up (once), makes the Pub/Sub backend's settings (``OPTIONS`` over the
     environment) pubsub-jobs' settings for the whole process, imports ``modules`` and
-    registers the tasks found (``registry`` defaults to the default registry, so ``@job``
-    jobs of the same modules run too).
+    registers the tasks found with those of installed apps (``registry`` defaults to the
+    default registry, so ``@job`` jobs of the same modules run too).
     """
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
