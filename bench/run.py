@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import subprocess
@@ -416,8 +417,8 @@ def phase_drain(b: Bench) -> list[Figure]:
         ours(b.config.streams[0], max(1, n // 5))
     figures = []
     for k in b.config.streams:
-        out = interleaved({"raw": lambda k=k: raw(k, n), "ours": lambda k=k: ours(k, n)},
-                          b.config.reps, warmup=False)
+        out = interleaved({"raw": functools.partial(raw, k, n),
+                           "ours": functools.partial(ours, k, n)}, b.config.reps, warmup=False)
         raw_setup = b.raw_setup_text(k) + "; callback records the id and acks"
         figures += [
             Figure(f"drain_k{k}", f"3. drain {n:,} no-op jobs, K={k} stream(s)", "msg/s",

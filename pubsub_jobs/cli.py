@@ -365,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that read settings or jobs, and so take a Django project's (the worker does it
+#: itself, after its command-line modules).
+_DJANGO_AWARE = {"bootstrap", "enqueue", "dead", "queues", "terraform-vars"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -379,6 +384,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
+        if os.environ.get("DJANGO_SETTINGS_MODULE") and args.command in _DJANGO_AWARE:
+            # A Django project: the backend's OPTIONS are the settings, its tasks are jobs.
+            from pubsub_jobs.adapters.django.worker import setup_worker
+
+            setup_worker()
         get_settings()
         code: int = args.func(args)
     except (JobError, json.JSONDecodeError) as exc:

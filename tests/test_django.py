@@ -382,6 +382,24 @@ def test_worker_commands(
     assert "django tasks: " in proc.stderr
 
 
+@pytest.mark.emulator
+def test_other_commands_take_the_backend_settings(
+    pubsub_jobs_settings: Settings, bootstrap_queues, drain_queues, project: Any, runs, tag: str
+) -> None:
+    """`pubsub-jobs enqueue` of a task's module_path, with OPTIONS winning over the
+    environment (PUBSUB_JOBS_PROJECT_ID is wrong there)."""
+    bootstrap_queues("default")
+    env = project_env(pubsub_jobs_settings, DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pubsub_jobs", "enqueue", project.record.module_path,
+         "--args", json.dumps([tag])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    drain_queues("default", idle=1.0)
+    assert [r.task for r in runs(tag)] == ["record"]
+
+
 # ---------------------------------------------------------------------------- the README
 
 

@@ -245,3 +245,47 @@ def test_in_memory_adapter_can_be_passed_explicitly():
     adapter = InMemoryAdapter()
     result = jobs_core.add.using(adapter=adapter, queue="other").enqueue(1, 1)
     assert [m.job_id for m in adapter.jobs("other")] == [result.job_id]
+
+
+class _FlakyTransport(pubsub_jobs.PubSubAdapter):
+    """The adapter with its Publish RPC replaced: fails with the given errors, then succeeds."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        super().__init__(Settings(project_id="p", publish_attempts=4), middleware=[])
+        self.errors = errors
+        self.calls = 0
+
+    def publish_request(self, topic_path, messages):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return [f"id-{self.calls}"]
+
+
+def test_transient_publish_errors_are_retried():
+    from google.api_core import exceptions as gexc
+
+    adapter = _FlakyTransport([gexc.ServiceUnavailable("down"), gexc.DeadlineExceeded("slow")])
+    result = jobs_core.add.using(adapter=adapter).enqueue(1, 2)
+    assert (adapter.calls, result.message_id) == (3, "id-3")
+
+
+def test_permanent_publish_errors_fail_at_once_with_advice():
+    from google.api_core import exceptions as gexc
+
+    adapter = _FlakyTransport([gexc.NotFound("no topic")])
+    with pytest.raises(pubsub_jobs.TopicNotFound, match="bootstrap --queue core"):
+        jobs_core.add.using(adapter=adapter).enqueue(1, 2)
+    assert adapter.calls == 1
+    adapter = _FlakyTransport([gexc.PermissionDenied("no")])
+    with pytest.raises(pubsub_jobs.EnqueueError, match="roles/pubsub.publisher"):
+        jobs_core.add.using(adapter=adapter).enqueue(1, 2)
+
+
+def test_retries_are_bounded():
+    from google.api_core import exceptions as gexc
+
+    adapter = _FlakyTransport([gexc.ServiceUnavailable("down")] * 10)
+    with pytest.raises(pubsub_jobs.EnqueueError, match="after retries"):
+        jobs_core.add.using(adapter=adapter).enqueue(1, 2)
+    assert adapter.calls == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,8 @@ from pubsub_jobs.settings import Settings, get_settings
 DEFAULT_BATCH = pubsub_v1.types.BatchSettings(
     max_messages=1000, max_bytes=9 * 1000 * 1000, max_latency=0.005
 )
+
+log = logging.getLogger("pubsub_jobs.adapters")
 
 #: Publish requests of one bulk enqueue in flight at once.
 BULK_REQUESTS_IN_FLIGHT = 4
@@ -123,17 +126,19 @@ class PubSubAdapter(Adapter):
         future: Future[str] = self.publisher.publish(topic_path, data, **attributes)
         return future
 
-    def send(self, topic_path: str, messages: Sequence[Any]) -> list[str]:
+    def publish_request(self, topic_path: str, messages: Sequence[Any]) -> list[str]:
         """One Publish request of protobuf ``PubsubMessage``s; returns their message ids.
 
-        It calls the generated client's ``publish`` on the shared client (same channel and
-        retry policy) rather than the batching ``PublisherClient.publish``: a lone enqueue then
-        goes out at once instead of after the batch timer, and a bulk enqueue skips the
-        per-message bookkeeping that costs more than the request (see ``bench/``).
+        It calls the generated client's ``publish`` on the shared client (same channel)
+        rather than the batching ``PublisherClient.publish``: a lone enqueue then goes out at
+        once instead of after the batch timer, and a bulk enqueue skips the per-message
+        bookkeeping that costs more than the request (see ``bench/``). One attempt, bounded
+        by ``publish_timeout``: :meth:`publish` and :meth:`publish_many` retry transient
+        errors themselves (``publish_attempts``), so no retry runs on after they gave up.
         """
         request = PublishRequest.wrap(_PublishRequestPb(topic=topic_path, messages=messages))
-        response = GapicPublisherClient.publish(
-            self.publisher, request=request, timeout=self.settings.publish_timeout
+        response = GapicPublisherClient.publish(  # retried by our callers, not inside
+            self.publisher, request=request, retry=None, timeout=self.settings.publish_timeout
         )
         ids = list(response.message_ids)
         if len(ids) != len(messages):
@@ -144,12 +149,22 @@ class PubSubAdapter(Adapter):
         data, attributes = message.encode()
         topic = self.topic_path(message.queue)
         pb = _PubsubMessagePb(data=data, attributes=attributes)
-
-        def attempt() -> str:
-            return self.send(topic, [pb])[0]
-
+        try:  # the first attempt without retry bookkeeping: it is the common case
+            return result_for(message, self.publish_request(topic, [pb])[0])
+        except Exception as exc:
+            if self.settings.publish_attempts < 2 or not is_transient(exc):
+                raise self._enqueue_error(exc, topic, message.queue) from exc
+            log.warning("publish attempt 1 failed (%s); retrying", exc)
+        # Further attempts: exponential backoff with full jitter (0.25 s doubling, at most 10 s).
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.settings.publish_attempts - 1),
+            wait=wait_random_exponential(multiplier=0.25, max=10),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
         try:
-            message_id = self._retrying()(attempt)
+            message_id = retrying(lambda: self.publish_request(topic, [pb])[0])
         except Exception as exc:
             raise self._enqueue_error(exc, topic, message.queue) from exc
         return result_for(message, message_id)
@@ -233,7 +248,7 @@ class PubSubAdapter(Adapter):
 
     def _try_send(self, topic: str, pbs: list[Any]) -> list[str] | BaseException:
         try:
-            return self.send(topic, pbs)
+            return self.publish_request(topic, pbs)
         except Exception as exc:
             return exc
 
@@ -268,15 +283,6 @@ class PubSubAdapter(Adapter):
         if scheduler is not None:
             scheduler.close()
 
-    def _retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.settings.publish_attempts),
-            wait=wait_random_exponential(multiplier=0.25, max=10),
-            reraise=True,
-            before_sleep=_log_retry,
-        )
-
     def _enqueue_error(self, exc: BaseException, topic: str, queue: str) -> EnqueueError:
         if isinstance(exc, gexc.NotFound):
             return TopicNotFound(
@@ -302,9 +308,5 @@ class PubSubAdapter(Adapter):
 
 
 def _log_retry(state: RetryCallState) -> None:
-    import logging
-
     exc = state.outcome.exception() if state.outcome else None
-    logging.getLogger("pubsub_jobs.adapters").warning(
-        "publish attempt %d failed (%s); retrying", state.attempt_number, exc
-    )
+    log.warning("publish attempt %d failed (%s); retrying", state.attempt_number + 1, exc)
