@@ -11,11 +11,17 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from pubsub_jobs.context import current_job
 from pubsub_jobs.job import job
+
+if TYPE_CHECKING:
+    from pubsub_jobs.dead import DeadJob
+    from pubsub_jobs.settings import Settings
 
 DEMO_QUEUES = ("demo", "demo-mailers")
 
@@ -51,10 +57,10 @@ def import_feed(feed: str) -> None:
 def main(keep_emulator: bool = False) -> int:
     from pubsub_jobs import _emulator
     from pubsub_jobs.settings import QueueOptions, configure
-    from pubsub_jobs.testing.helpers import drain, publish_raw, pull_dead_letters
+    from pubsub_jobs.testing.helpers import drain, publish_raw
     from pubsub_jobs.topology import bootstrap
 
-    logging.getLogger("pubsub_jobs").setLevel(logging.ERROR)
+    logging.getLogger("pubsub_jobs").setLevel(logging.CRITICAL)  # the demo prints its own
     proc = None
     host = os.environ.get("PUBSUB_EMULATOR_HOST")
     if not host or not _emulator.pubsub_emulator_ready(host):
@@ -88,17 +94,28 @@ def main(keep_emulator: bool = False) -> int:
         print(f"  processed {stats['processed']} deliveries: {stats['retried']} retried, "
               f"{stats['dead_lettered']} dead-lettered")
 
-        print("Dead-letter topic of queue 'demo':")
-        for dead in pull_dead_letters("demo", settings, expect=2):
-            a = dead.attributes
-            print(f"  - {a.get('job_name', '?')}: reason={a['dead_letter_reason']} "
-                  f"attempt={a['delivery_attempt']} error={a['dead_letter_error']!r}")
+        print("Dead set of queue 'demo' (pubsub-jobs dead list demo):")
+        for dead in _dead_jobs(settings, expect=2):
+            print(f"  - {dead.job_name or '?'}: reason={dead.reason} attempts={dead.attempts} "
+                  f"error={dead.error!r}")
     finally:
         if proc is not None and not keep_emulator:
             proc.stop()
     if keep_emulator and proc is not None:
         print(f"The emulator keeps running: export PUBSUB_EMULATOR_HOST={host}")
     return 0
+
+
+def _dead_jobs(settings: Settings, expect: int, timeout: float = 15.0) -> list[DeadJob]:
+    """The demo queue's dead set, read without removing it, once ``expect`` jobs are there."""
+    from pubsub_jobs.dead import list_dead
+
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = list_dead("demo", settings)
+        if len(dead) >= expect or time.monotonic() > deadline:
+            return dead
+        time.sleep(0.2)
 
 
 if __name__ == "__main__":

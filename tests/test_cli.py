@@ -172,3 +172,17 @@ def test_gcloud_publish_enqueues_a_job(pubsub_jobs_settings, bootstrap_queues,
     assert result.returncode == 0, result.stderr
     drain_queues("core")
     assert ran == [("add", 15)]
+
+
+def test_demo_runs_retries_and_dead_letters(pubsub_emulator, tmp_path):
+    """The README's first command: `pubsub-jobs demo` (here on the session's emulator)."""
+    env = dict(os.environ, PUBSUB_EMULATOR_HOST=pubsub_emulator,
+               PUBSUB_JOBS_PREFIX=f"demo{uuid.uuid4().hex[:8]}-")
+    result = pubsub_jobs("demo", env=env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "send_welcome(user_id=42, locale='ja')" in out
+    assert "resize_image(" in out
+    assert "succeeded on attempt 3" in out
+    assert "reason=max_attempts attempts=3" in out
+    assert "reason=invalid_message" in out
