@@ -191,8 +191,9 @@ def check_limits(data: bytes, attributes: Mapping[str, str], *, what: str) -> No
         if (len(value) * 4 > MAX_ATTRIBUTE_VALUE_BYTES
                 and len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES):
             raise MessageTooLarge(
-                f"{what}: attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes "
-                "(a shorter job name or queue name fits)"
+                f"{what}: attribute {key!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes"
+                + (" (a shorter job name or queue name fits)"
+                   if key in ("job_name", "queue_name") else "")
             )
 
 

@@ -249,3 +249,22 @@ def test_messages_published_by_any_client_run(core, drain_queues, ran):
     future.result(timeout=30)
     drain_queues("core")
     assert ran == [("add", 42)]
+
+
+def test_an_unexpected_error_nacks_and_the_stream_goes_on(core, drain_queues, ran, caplog):
+    """A bug outside the job (here a middleware) nacks that message; the rest still run."""
+    from pubsub_jobs import Middleware
+
+    class Broken(Middleware):
+        def before_perform(self, context):  # type: ignore[no-untyped-def]
+            if context.job_name.endswith("always_fails"):
+                raise RuntimeError("a bug in a middleware")
+
+    jobs_core.always_fails.enqueue("m")
+    worker = drain_queues("core", middleware=[Broken()], idle=1.0)
+    jobs_core.add.enqueue(2, 2)
+    worker = drain_queues("core", middleware=[Broken()], idle=1.0)
+    assert ("add", 4) in ran
+    assert ("always_fails", 1) not in ran
+    assert worker.error is None
+    assert "a bug in a middleware" in caplog.text

@@ -215,9 +215,11 @@ class Performer:
         try:
             if job.is_async:
                 self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
-            else:
+            elif chain:
                 with chain.perform_context(context):
                     job.fn(*args, **kwargs)
+            else:
+                job.fn(*args, **kwargs)
         except Exception as exc:
             outcome = _failure(exc, job, attempt, max_attempts)
         else:
@@ -281,6 +283,8 @@ def _failure(exc: Exception, job: Job[Any, Any], attempt: int, max_attempts: int
 
 
 def _log_outcome(context: JobContext, outcome: Outcome) -> None:
+    if outcome.error is None and not log.isEnabledFor(logging.DEBUG):
+        return  # the hot path: nothing to build
     extra = {
         "job_id": context.job_id,
         "job_name": context.job_name,

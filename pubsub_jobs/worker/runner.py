@@ -412,9 +412,14 @@ class Worker:
                     queue,
                 )
                 self._settle(queue, message, outcome)
-            except BaseException:
+            except Exception:
+                # A bug of ours or of a middleware: the message comes back, and after its
+                # last delivery the subscription's own policy dead-letters it. The stream
+                # goes on with the other messages.
                 log.exception("unexpected error handling message %s; nacking it",
                               message.message_id)
+                message.nack()
+            except BaseException:
                 message.nack()
                 raise
             finally:
