@@ -14,6 +14,7 @@ from pubsub_jobs.context import JobContext, current_job
 from pubsub_jobs.errors import (
     BulkEnqueueError,
     ConfigurationError,
+    DeadJobNotFound,
     EnqueueError,
     InvalidArguments,
     InvalidMessage,
@@ -38,6 +39,7 @@ __all__ = [
     "Adapter",
     "BulkEnqueueError",
     "ConfigurationError",
+    "DeadJobNotFound",
     "EnqueueError",
     "EnqueuedJob",
     "ImmediateAdapter",

@@ -1,11 +1,18 @@
 """Start and stop Google's Pub/Sub emulator for development and tests.
 
-Pub/Sub emulator 0.8.20 (Cloud SDK 528) loses messages whenever a client cancels a
-streaming-pull stream: its grpc-core calls ``io.grpc.InternalStatus.asRuntimeException(
-Status, Metadata, boolean)``, which its bundled grpc-api lacks, and the NoSuchMethodError
-leaves the dead stream registered, so messages handed to it never come back. When the jar
-lacks that method we compile a replacement ``io.grpc.InternalStatus`` (shipped in
-``_emulator_fix/``) against the jar and put it before the jar on the class path.
+Pub/Sub emulator 0.8.20 (Cloud SDK 528) has two bugs that lose messages, which we fix in the
+emulator by compiling a replacement class (shipped in ``_emulator_fix/``) against its jar and
+putting it before the jar on the class path, each only when the jar needs it:
+
+- It loses messages whenever a client cancels a streaming-pull stream: its grpc-core calls
+  ``io.grpc.InternalStatus.asRuntimeException(Status, Metadata, boolean)``, which its bundled
+  grpc-api lacks, and the NoSuchMethodError leaves the dead stream registered, so messages
+  handed to it never come back. Fixed by ``io.grpc.InternalStatus`` with that method.
+- On a subscription with a retry policy, it can stop redelivering for good: the periodic task
+  that redelivers delayed (expired or nacked) messages nacks an ack id twice when messages
+  expire together, meets a NullPointerException, and is cancelled. Fixed by
+  ``MessageBacklog$ExpireOutstandingMessagesRunnable`` that skips ack ids no longer
+  outstanding and never throws.
 
 Run ``python -m pubsub_jobs._emulator start|stop [--port N]`` for a command line.
 """
@@ -71,12 +78,33 @@ INSTALL_HINT = (
     "cloud-pubsub-emulator-*-all.jar."
 )
 
-_FIX_SOURCE = Path(__file__).parent / "_emulator_fix" / "io" / "grpc" / "InternalStatus.java"
-_FIX_CLASS = Path("io") / "grpc" / "InternalStatus.class"
+_FIX_ROOT = Path(__file__).parent / "_emulator_fix"
 _MISSING_METHOD = (
     b"asRuntimeException",
     b"(Lio/grpc/Status;Lio/grpc/Metadata;Z)Lio/grpc/StatusRuntimeException;",
 )
+_V1 = "com/google/cloud/pubsub/testing/v1"
+_BACKLOG_CLASS = f"{_V1}/MessageBacklog.class"
+_EXPIRE_RUNNABLE = f"{_V1}/MessageBacklog$ExpireOutstandingMessagesRunnable"
+_CATCH_ALL = frozenset(
+    {
+        b"java/lang/Throwable",
+        b"java/lang/Exception",
+        b"java/lang/RuntimeException",
+        b"java/lang/NullPointerException",
+    }
+)
+# What the replacement runnable uses of MessageBacklog (through reflection) and the
+# constructor MessageBacklog calls: a jar without them is a layout the fix was not written for.
+_BACKLOG_FIELDS_USED = frozenset(
+    {
+        (b"delayedMessagesByTime", b"Ljava/util/SortedMap;"),
+        (b"delivered", b"Ljava/util/Map;"),
+        (b"clock", f"L{_V1}/Clock;".encode()),
+    }
+)
+_BACKLOG_METHODS_USED = frozenset({(b"nackMessage", b"(Ljava/lang/String;)V")})
+_RUNNABLE_CONSTRUCTOR = (b"<init>", f"(L{_V1}/MessageBacklog;)V".encode())
 _LOG_TAIL_LINES = 30
 
 
@@ -94,13 +122,15 @@ class EmulatorAlreadyRunning(EmulatorError):
 
 @dataclass(frozen=True)
 class EmulatorCommand:
-    """How to run the emulator: ``argv``, extra ``env`` on top of ``os.environ``, and whether
-    pubsub-jobs' fix is on the class path (``patched``)."""
+    """How to run the emulator: ``argv``, extra ``env`` on top of ``os.environ``, whether
+    pubsub-jobs' fixes are on the class path (``patched``) and which (``fixes``: the names of
+    the replaced classes)."""
 
     argv: list[str]
     env: dict[str, str]
     patched: bool
     description: str
+    fixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,8 +149,16 @@ class EmulatorInstallation:
     found_via: str = ""
 
     def needs_fix(self) -> bool:
-        """True when the jar's ``io.grpc.InternalStatus`` lacks the overload grpc-core calls."""
-        return self.jar is not None and not _jar_has_fixed_internal_status(self.jar)
+        """True when the jar has a bug pubsub-jobs fixes (see :meth:`fixes_needed`)."""
+        return bool(self.fixes_needed())
+
+    def fixes_needed(self) -> list[_Fix]:
+        """The fixes this jar needs: ``io.grpc.InternalStatus`` when it lacks the overload
+        grpc-core calls; ``MessageBacklog$ExpireOutstandingMessagesRunnable`` when that task
+        lets a NullPointerException cancel it."""
+        if self.jar is None:
+            return []
+        return [fix for fix in _FIXES if fix.needed(self.jar)]
 
     def command(
         self, port: int = 8085, host: str = "127.0.0.1", *, apply_fix: bool = True
@@ -140,23 +178,23 @@ class EmulatorInstallation:
         if self.java is None:  # pragma: no cover - find_pubsub_emulator prevents it
             raise EmulatorError(f"Java is needed to run the Pub/Sub emulator. {INSTALL_HINT}")
         classpath = [str(self.jar)]
-        patched = False
-        note = "its grpc needs no fix"
-        if self.needs_fix():
+        needed = self.fixes_needed()
+        applied: list[str] = []
+        note = "it needs none of pubsub-jobs' fixes"
+        if needed:
+            losses = "; ".join(fix.loss for fix in needed)
             if not apply_fix:
-                note = "UNPATCHED: loses messages of cancelled streaming pulls"
+                note = f"UNPATCHED: {losses}"
             elif os.environ.get(UNPATCHED_ENV, "") not in ("", "0"):
-                note = (
-                    f"UNPATCHED because {UNPATCHED_ENV} is set: loses messages of cancelled pulls"
-                )
+                note = f"UNPATCHED because {UNPATCHED_ENV} is set: {losses}"
             else:
-                fix_dir = _compiled_fix(self.jar, self.java)
-                classpath.insert(0, str(fix_dir))
-                patched = True
-                note = (
-                    "with pubsub-jobs' io.grpc.InternalStatus fix "
-                    f"(the jar lacks asRuntimeException(Status, Metadata, boolean)) from {fix_dir}"
-                )
+                notes = []
+                for fix in needed:
+                    fix_dir = _compiled_fix(self.jar, self.java, fix)
+                    classpath.insert(len(applied), str(fix_dir))
+                    applied.append(fix.class_name)
+                    notes.append(f"pubsub-jobs' {fix.class_name} fix ({fix.reason}) from {fix_dir}")
+                note = "with " + " and ".join(notes)
         argv = [
             self.java,
             *_jvm_opts(),
@@ -168,8 +206,9 @@ class EmulatorInstallation:
         return EmulatorCommand(
             argv=argv,
             env={},
-            patched=patched,
+            patched=bool(applied),
             description=f"{label} ({self.jar}, java {self.java}), {note}",
+            fixes=tuple(applied),
         )
 
 
@@ -304,27 +343,100 @@ def _gcloud_sdk_root(gcloud: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-# --------------------------------------------------------------------------- the fix
+# --------------------------------------------------------------------------- the fixes
+
+
+@dataclass(frozen=True)
+class _Fix:
+    """A class of the emulator that pubsub-jobs replaces: ``source`` (under ``_emulator_fix/``)
+    compiles to ``class_file``, which goes before the jar on the class path when ``needed(jar)``.
+
+    ``stubs`` (path -> Java source) are compiled first and put before the jar on javac's class
+    path only, never the emulator's. ``reason`` and ``loss`` say why, in the log header and when
+    the fix is not applied."""
+
+    class_name: str
+    source: Path
+    class_file: Path
+    needed: Callable[[Path], bool]
+    reason: str
+    loss: str
+    stubs: tuple[tuple[str, str], ...] = ()
+
+
+def _read_class(jar: Path, name: str) -> bytes | None:
+    """The bytes of ``name`` (``a/b/C.class``) in ``jar``; None when the jar lacks it."""
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            return archive.read(name)
+    except KeyError:
+        return None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise EmulatorError(f"Cannot read {jar}: {exc}") from exc
 
 
 def _jar_has_fixed_internal_status(jar: Path) -> bool:
     """Whether ``io.grpc.InternalStatus`` in ``jar`` declares
     ``asRuntimeException(Status, Metadata, boolean)`` (what ``javap`` would list)."""
-    try:
-        with zipfile.ZipFile(jar) as archive:
-            data = archive.read("io/grpc/InternalStatus.class")
-    except KeyError:
+    data = _read_class(jar, "io/grpc/InternalStatus.class")
+    if data is None:
         return True  # no grpc inside: nothing we know how to fix
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise EmulatorError(f"Cannot read {jar}: {exc}") from exc
-    try:
-        return _MISSING_METHOD in _class_methods(data)
-    except (struct.error, IndexError) as exc:
-        raise EmulatorError(f"Cannot parse io/grpc/InternalStatus.class in {jar}: {exc}") from exc
+    return _MISSING_METHOD in _parse_class(data, "io/grpc/InternalStatus").methods
+
+
+def _jar_needs_redelivery_fix(jar: Path) -> bool:
+    """Whether ``MessageBacklog$ExpireOutstandingMessagesRunnable`` in ``jar`` can be cancelled
+    by an unchecked exception (it refers to no catch-all exception class: 0.8.20 catches only
+    ``StatusException``), and ``MessageBacklog`` has what the replacement uses. A jar with the
+    flaw but another layout is run unfixed, with a warning."""
+    runnable = _read_class(jar, f"{_EXPIRE_RUNNABLE}.class")
+    backlog = _read_class(jar, _BACKLOG_CLASS)
+    if runnable is None or backlog is None:
+        return False  # not an emulator we know
+    parsed = _parse_class(runnable, _EXPIRE_RUNNABLE)
+    if parsed.classes & _CATCH_ALL:
+        return False  # guarded: a later emulator, or already fixed
+    backlog_parsed = _parse_class(backlog, _BACKLOG_CLASS)
+    fits = (
+        _RUNNABLE_CONSTRUCTOR in parsed.methods
+        and _BACKLOG_FIELDS_USED <= backlog_parsed.fields
+        and _BACKLOG_METHODS_USED <= backlog_parsed.methods
+    )
+    if not fits:
+        logger.warning(
+            "The Pub/Sub emulator jar %s may stop redelivering messages of subscriptions with a "
+            "retry policy (its %s catches only some exceptions), but its MessageBacklog is not "
+            "the one pubsub-jobs' fix was written for: running it unfixed.",
+            jar,
+            _EXPIRE_RUNNABLE.rpartition("/")[2],
+        )
+    return fits
+
+
+@dataclass(frozen=True)
+class _ClassFile:
+    """What a class file names: classes it refers to, and its fields and methods as
+    (name, descriptor)."""
+
+    classes: frozenset[bytes]
+    fields: frozenset[tuple[bytes, bytes]]
+    methods: frozenset[tuple[bytes, bytes]]
 
 
 def _class_methods(data: bytes) -> set[tuple[bytes, bytes]]:
-    """(name, descriptor) of every method declared in a class file (JVMS §4)."""
+    """(name, descriptor) of every method declared in a class file."""
+    return set(_parse_class(data).methods)
+
+
+def _parse_class(data: bytes, name: str = "class file") -> _ClassFile:
+    """Parse a class file (JVMS §4) far enough for :class:`_ClassFile`; ``name`` is for errors."""
+    try:
+        return _parse_class_unchecked(data)
+    except (struct.error, IndexError, ValueError) as exc:
+        raise EmulatorError(f"Cannot parse {name}: {exc}") from exc
+
+
+def _parse_class_unchecked(data: bytes) -> _ClassFile:
     pos = 8  # magic, minor, major
 
     def u2() -> int:
@@ -340,6 +452,7 @@ def _class_methods(data: bytes) -> set[tuple[bytes, bytes]]:
         return int(value)
 
     utf8: dict[int, bytes] = {}
+    class_names: list[int] = []
     count = u2()
     index = 1
     while index < count:
@@ -349,23 +462,25 @@ def _class_methods(data: bytes) -> set[tuple[bytes, bytes]]:
             length = u2()
             utf8[index] = data[pos : pos + length]
             pos += length
+        elif tag == 7:  # Class: name_index
+            class_names.append(u2())
         elif tag in (3, 4, 9, 10, 11, 12, 17, 18):
             pos += 4
         elif tag in (5, 6):  # Long, Double take two slots
             pos += 8
             index += 1
-        elif tag in (7, 8, 16, 19, 20):
+        elif tag in (8, 16, 19, 20):
             pos += 2
         elif tag == 15:
             pos += 3
         else:
-            raise EmulatorError(f"Unexpected constant pool tag {tag} in io/grpc/InternalStatus")
+            raise ValueError(f"unexpected constant pool tag {tag}")
         index += 1
     pos += 6  # access_flags, this_class, super_class
     interfaces = u2()
     pos += 2 * interfaces
 
-    def members() -> list[tuple[int, int]]:
+    def members() -> frozenset[tuple[bytes, bytes]]:
         nonlocal pos
         result = []
         for _ in range(u2()):
@@ -375,11 +490,44 @@ def _class_methods(data: bytes) -> set[tuple[bytes, bytes]]:
                 pos += 2
                 length = u4()
                 pos += length
-            result.append((name, descriptor))
-        return result
+            result.append((utf8.get(name, b""), utf8.get(descriptor, b"")))
+        return frozenset(result)
 
-    members()  # fields
-    return {(utf8.get(n, b""), utf8.get(d, b"")) for n, d in members()}
+    fields = members()
+    methods = members()
+    return _ClassFile(
+        classes=frozenset(utf8.get(i, b"") for i in class_names), fields=fields, methods=methods
+    )
+
+
+_STREAM_CANCEL_FIX = _Fix(
+    class_name="io.grpc.InternalStatus",
+    source=Path("io") / "grpc" / "InternalStatus.java",
+    class_file=Path("io") / "grpc" / "InternalStatus.class",
+    needed=lambda jar: not _jar_has_fixed_internal_status(jar),
+    reason="the jar lacks asRuntimeException(Status, Metadata, boolean)",
+    loss="loses messages of cancelled streaming pulls",
+)
+_REDELIVERY_FIX = _Fix(
+    class_name="MessageBacklog$ExpireOutstandingMessagesRunnable",
+    source=Path(_V1) / "MessageBacklog$ExpireOutstandingMessagesRunnable.java",
+    class_file=Path(f"{_EXPIRE_RUNNABLE}.class"),
+    needed=_jar_needs_redelivery_fix,
+    reason=(
+        "the jar's task that redelivers delayed messages is cancelled for good by a "
+        "NullPointerException, on subscriptions with a retry policy"
+    ),
+    loss="may stop redelivering messages of subscriptions with a retry policy",
+    # javac 17 crashes compiling a top-level class that the real MessageBacklog.class declares
+    # as its member; an empty MessageBacklog first on javac's class path avoids it.
+    stubs=(
+        (
+            f"{_V1}/MessageBacklog.java",
+            f"package {_V1.replace('/', '.')};\nclass MessageBacklog {{}}\n",
+        ),
+    ),
+)
+_FIXES = (_STREAM_CANCEL_FIX, _REDELIVERY_FIX)
 
 
 def _cache_root() -> Path:
@@ -388,54 +536,79 @@ def _cache_root() -> Path:
     return base / "pubsub-jobs"
 
 
-def _compiled_fix(jar: Path, java: str) -> Path:
-    """Compile the InternalStatus fix against ``jar`` once, into a cache directory keyed by
-    the jar and the source; compiled in a temporary directory and renamed into place, so
-    parallel processes never see a half-written result."""
-    source = _FIX_SOURCE.read_bytes()
-    key = hashlib.sha256(
-        b"\0".join([str(jar.resolve()).encode(), str(jar.stat().st_size).encode(), source])
-    ).hexdigest()[:16]
+def _compiled_fix(jar: Path, java: str, fix: _Fix = _STREAM_CANCEL_FIX) -> Path:
+    """Compile ``fix`` against ``jar`` once, into a cache directory keyed by the jar and the
+    sources; compiled in a temporary directory and renamed into place, so parallel processes
+    never see a half-written result. The directory holds the fix's class file and nothing
+    else (never a stub)."""
+    source = (_FIX_ROOT / fix.source).read_bytes()
+    parts = [str(jar.resolve()).encode(), str(jar.stat().st_size).encode(), source]
+    for stub_path, stub_source in fix.stubs:
+        parts += [stub_path.encode(), stub_source.encode()]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
     parent = _cache_root() / "emulator-fix"
     final = parent / key
-    if (final / _FIX_CLASS).is_file():
+    if (final / fix.class_file).is_file():
         return final
     javac = _find_javac(java)
     if javac is None:
         raise EmulatorError(
-            f"Pub/Sub emulator jar {jar} lacks io.grpc.InternalStatus.asRuntimeException("
-            "Status, Metadata, boolean), so it loses messages whenever a streaming pull is "
-            "cancelled. pubsub-jobs fixes it with a small Java class, which needs `javac` (a "
+            f"Pub/Sub emulator jar {jar} needs pubsub-jobs' {fix.class_name} fix ({fix.reason}; "
+            f"unfixed, it {fix.loss}). The fix is a small Java class, which needs `javac` (a "
             "JDK, e.g. `apt-get install openjdk-17-jdk-headless`) to compile. Or set "
             f"{UNPATCHED_ENV}=1 to run the emulator unfixed."
         )
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=parent))
     try:
-        src = work / "src" / "io" / "grpc" / "InternalStatus.java"
+        classpath = [str(jar)]
+        if fix.stubs:
+            stub_sources = []
+            for stub_path, stub_source in fix.stubs:
+                stub_file = work / "stub-src" / stub_path
+                stub_file.parent.mkdir(parents=True, exist_ok=True)
+                stub_file.write_text(stub_source)
+                stub_sources.append(str(stub_file))
+            _javac(javac, work, work / "stubs", [], stub_sources)
+            classpath.insert(0, str(work / "stubs"))
+        src = work / "src" / fix.source
         src.parent.mkdir(parents=True)
         src.write_bytes(source)
         out = work / "classes"
-        out.mkdir()
-        argv = [javac, "--release", "8", "-Xlint:-options", "-nowarn"]
-        argv += ["-cp", str(jar), "-d", str(out), str(src)]
-        done = subprocess.run(  # noqa: S603 - fixed argument list
-            argv, capture_output=True, text=True, timeout=120, check=False
-        )
-        if done.returncode != 0 or not (out / _FIX_CLASS).is_file():
+        _javac(javac, work, out, classpath, [str(src)])
+        produced = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+        if produced != [fix.class_file]:
             raise EmulatorError(
-                f"Compiling pubsub-jobs' emulator fix failed ({shlex.join(argv)}):\n"
-                f"{done.stdout}{done.stderr}"
+                f"Compiling pubsub-jobs' emulator fix {fix.class_name} produced {produced}, "
+                f"expected only {fix.class_file}"
             )
         try:
             out.rename(final)
         except OSError as exc:  # another process won the race
-            if not (final / _FIX_CLASS).is_file():
+            if not (final / fix.class_file).is_file():
                 raise EmulatorError(f"Cannot store the emulator fix in {final}: {exc}") from exc
-        logger.info("Compiled pubsub-jobs' Pub/Sub emulator fix into %s", final)
+        logger.info("Compiled pubsub-jobs' Pub/Sub emulator fix %s into %s", fix.class_name, final)
         return final
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _javac(javac: str, work: Path, out: Path, classpath: list[str], sources: list[str]) -> None:
+    """Compile ``sources`` for Java 8 into ``out``, in ``work`` (where a crashing javac leaves
+    its ``javac.*.args``); only the named sources, never one found on the class path."""
+    out.mkdir(parents=True)
+    argv = [javac, "--release", "8", "-Xlint:-options", "-nowarn", "-implicit:none"]
+    if classpath:
+        argv += ["-cp", os.pathsep.join(classpath)]
+    argv += ["-d", str(out), *sources]
+    done = subprocess.run(  # noqa: S603 - fixed argument list
+        argv, capture_output=True, text=True, timeout=120, check=False, cwd=work
+    )
+    if done.returncode != 0:
+        raise EmulatorError(
+            f"Compiling pubsub-jobs' emulator fix failed ({shlex.join(argv)}):\n"
+            f"{done.stdout}{done.stderr}"
+        )
 
 
 def _jvm_opts() -> list[str]:

@@ -21,6 +21,7 @@ from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2
 
 from pubsub_jobs._clients import pubsub_clients
+from pubsub_jobs.errors import TopologyDrift
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.topology")
@@ -90,6 +91,17 @@ class BootstrapReport:
     @property
     def ok(self) -> bool:
         return not self.drift
+
+    def raise_for_drift(self) -> BootstrapReport:
+        """Raise :class:`~pubsub_jobs.errors.TopologyDrift` listing what differs, if anything."""
+        if self.drift:
+            differences = [f"{name}: {d}" for name, diffs in self.drift.items() for d in diffs]
+            raise TopologyDrift(
+                "subscriptions differ from the settings (bootstrap(..., update=True) or "
+                "`pubsub-jobs bootstrap --update` applies them):\n  " + "\n  ".join(differences),
+                differences,
+            )
+        return self
 
 
 _COMPARED = ("topic", "ack_deadline_seconds", "message_retention_duration",

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from pubsub_jobs import QueueOptions, Settings
+from pubsub_jobs import QueueOptions, Settings, TopologyDrift
 from pubsub_jobs._clients import publisher_client, subscriber_client
 from pubsub_jobs.topology import bootstrap
 
@@ -73,6 +73,9 @@ def test_reports_drift_and_updates_on_request(pubsub_jobs_settings: Settings, bo
     text = "\n".join(diffs)
     assert "max 5" in text and "max 7" in text
     assert "retry_policy" in text
+    with pytest.raises(TopologyDrift, match="max 7") as info:
+        report.raise_for_drift()
+    assert info.value.differences
     # the existing subscription was left as it was
     assert bootstrap(["default"], pubsub_jobs_settings).drift == {}
 

@@ -10,12 +10,16 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from google.cloud import pubsub_v1
 
-from pubsub_jobs import _emulator
+from pubsub_jobs import Settings, _emulator
+from pubsub_jobs._clients import publisher_client, subscriber_client
 from pubsub_jobs._emulator import (
     EmulatorAlreadyRunning,
     EmulatorError,
@@ -76,8 +80,6 @@ def test_cancelled_streaming_pull_does_not_lose_messages(
     """Publish m1, receive it on a streaming pull, cancel the stream (as every worker stop
     does), publish m2: m2 must be delivered. Unfixed 0.8.20 never delivers it."""
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
-    from google.cloud import pubsub_v1
-
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     suffix = uuid.uuid4().hex[:8]
@@ -140,6 +142,143 @@ def test_fix_declares_the_missing_method() -> None:
     assert command.argv[command.argv.index("-cp") + 1].startswith(f"{fix_dir}{os.pathsep}")
     assert command.argv[-2:] == ["--host=127.0.0.1", "--port=8085"]
     assert "-Xmx256m" in command.argv
+
+
+def test_redelivery_fix_compiles_to_one_guarded_class() -> None:
+    """The MessageBacklog$ExpireOutstandingMessagesRunnable fix compiles to that class alone
+    (never the stub MessageBacklog it is compiled against), with the constructor the backlog
+    calls and a catch-all, so the jar check would see it as needing no fix."""
+    installation = find_pubsub_emulator()
+    assert installation.jar is not None and installation.java is not None
+    fix = _emulator._REDELIVERY_FIX
+    fix_dir = _emulator._compiled_fix(installation.jar, installation.java, fix)
+    assert _emulator._compiled_fix(installation.jar, installation.java, fix) == fix_dir  # cached
+    assert [p.relative_to(fix_dir) for p in fix_dir.rglob("*") if p.is_file()] == [fix.class_file]
+    parsed = _emulator._parse_class((fix_dir / fix.class_file).read_bytes())
+    assert _emulator._RUNNABLE_CONSTRUCTOR in parsed.methods
+    assert (b"run", b"()V") in parsed.methods
+    assert b"java/lang/Throwable" in parsed.classes
+    if fix in installation.fixes_needed():
+        command = installation.command(8085)
+        classpath = command.argv[command.argv.index("-cp") + 1].split(os.pathsep)
+        assert str(fix_dir) in classpath[:-1]
+        assert classpath[-1] == str(installation.jar)
+        assert fix.class_name in command.fixes
+        assert f"{fix.class_name} fix" in command.description
+
+
+@pytest.mark.emulator
+def test_delayed_redelivery_survives_leases_expiring_together(tmp_path: Path) -> None:
+    """On a subscription with a retry policy and a dead-letter policy (as ``bootstrap``
+    creates), messages whose leases expire together on their 2nd delivery must come back, and
+    reach the dead-letter topic after their last attempt.
+
+    Unfixed 0.8.20 files each such ack id under several redelivery times (one per pull while it
+    is expired), so its redelivery task nacks it twice, and the NullPointerException cancels
+    that task for good, silently: the 3rd delivery still comes, but no delayed message comes
+    back after it (here: the nacked 3rd delivery), and nothing is dead-lettered. The 1st
+    delivery is nacked rather than expired (its expiry is not delayed), to keep the test short.
+    """
+    process = start_pubsub_emulator(free_port(), log_path=tmp_path / "emulator.log")
+    try:
+        _expire_together_then_dead_letter(process.host)
+    finally:
+        process.stop()
+    header, _, output = process.log_path.read_text(errors="replace").partition("\n")
+    assert "NullPointerException" not in output
+    if _emulator._REDELIVERY_FIX in find_pubsub_emulator().fixes_needed():
+        assert "MessageBacklog$ExpireOutstandingMessagesRunnable fix" in header
+
+
+def _expire_together_then_dead_letter(host: str) -> None:
+    """The scenario of :func:`test_delayed_redelivery_survives_leases_expiring_together`
+    against the emulator at ``host``; fails if the messages stop coming back."""
+    settings = Settings(project_id=PROJECT, pubsub_emulator_host=host)
+    publisher, subscriber = publisher_client(settings), subscriber_client(settings)
+    suffix = uuid.uuid4().hex[:8]
+    topic = publisher.topic_path(PROJECT, f"topic-{suffix}")
+    dead_topic = publisher.topic_path(PROJECT, f"dead-{suffix}")
+    subscription = subscriber.subscription_path(PROJECT, f"sub-{suffix}")
+    dead_subscription = subscriber.subscription_path(PROJECT, f"dead-{suffix}")
+    sent = {f"m{i}".encode() for i in range(5)}
+
+    def pull(path: str) -> list[pubsub_v1.types.ReceivedMessage]:
+        with warnings.catch_warnings():  # the emulator's pull waits out its deadline otherwise
+            warnings.filterwarnings("ignore", "The return_immediately flag", DeprecationWarning)
+            response = subscriber.pull(
+                subscription=path, max_messages=100, return_immediately=True, timeout=30
+            )
+        return list(response.received_messages)
+
+    def pull_round(what: str, timeout: float) -> list[pubsub_v1.types.ReceivedMessage]:
+        """Pull (every 0.1 s, as a busy worker would) until every message came; not acked."""
+        got: dict[bytes, pubsub_v1.types.ReceivedMessage] = {}
+        deadline = time.monotonic() + timeout
+        while set(got) != sent and time.monotonic() < deadline:
+            got.update((m.message.data, m) for m in pull(subscription))
+            time.sleep(0.1)
+        assert set(got) == sent, f"{what}: only {sorted(got)} came back within {timeout:g} s"
+        return list(got.values())
+
+    def nack(received: list[pubsub_v1.types.ReceivedMessage]) -> None:
+        subscriber.modify_ack_deadline(
+            subscription=subscription,
+            ack_ids=[m.ack_id for m in received],
+            ack_deadline_seconds=0,
+        )
+
+    try:
+        publisher.create_topic(name=topic)
+        publisher.create_topic(name=dead_topic)
+        subscriber.create_subscription(name=dead_subscription, topic=dead_topic)
+        subscriber.create_subscription(
+            request={
+                "name": subscription,
+                "topic": topic,
+                "ack_deadline_seconds": 10,  # the minimum
+                "retry_policy": {
+                    "minimum_backoff": timedelta(seconds=1),
+                    "maximum_backoff": timedelta(seconds=1),
+                },
+                "dead_letter_policy": {
+                    "dead_letter_topic": dead_topic,
+                    "max_delivery_attempts": 5,  # the minimum
+                },
+            }
+        )
+        for data in sorted(sent):
+            publisher.publish(topic, data).result(timeout=10)
+
+        first = pull_round("1st delivery", 15)
+        assert {m.delivery_attempt for m in first} == {1}
+        nack(first)
+        second = pull_round("2nd delivery", 15)
+        assert {m.delivery_attempt for m in second} == {2}
+        # Not acked: the five leases expire together 10 s later, while we keep pulling.
+        third = pull_round("3rd delivery, after the leases expired", 25)
+        assert {m.delivery_attempt for m in third} == {3}
+
+        nack(third)  # and every later delivery, until the dead-letter policy takes them
+        dead: set[bytes] = set()
+        redelivered = 0
+        deadline = time.monotonic() + 25
+        while dead != sent and time.monotonic() < deadline:
+            if again := pull(subscription):
+                redelivered += len(again)
+                nack(again)
+            if arrived := pull(dead_subscription):
+                subscriber.acknowledge(
+                    subscription=dead_subscription, ack_ids=[m.ack_id for m in arrived]
+                )
+                dead.update(m.message.data for m in arrived)
+            time.sleep(0.1)
+        assert dead == sent, (
+            f"after the nacked 3rd delivery: {redelivered} redeliveries, and only "
+            f"{sorted(dead)} reached the dead-letter topic within 25 s"
+        )
+    finally:
+        subscriber.close()
+        publisher.stop()
 
 
 def test_missing_jar_named_by_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

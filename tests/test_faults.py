@@ -4,9 +4,8 @@ Workers run as real processes (``python -m pubsub_jobs worker ...``), so SIGKILL
 Their jobs (tests/jobs_faults.py) record every start and run in a SQLite file, which is how
 the tests count runs and duplicates. Each test prints what it observed.
 
-Two things here are about emulator 0.8.20, not about pubsub-jobs: it hands every available
-message to the streams open at the time (see :class:`Feeder`), and with a retry policy it
-can stop redelivering messages for good (see :func:`without_retry_policy`).
+One thing here is about emulator 0.8.20, not about pubsub-jobs: it hands every available
+message to the streams open at the time (see :class:`Feeder`).
 """
 
 from __future__ import annotations
@@ -27,11 +26,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from google.cloud import pubsub_v1
-from google.protobuf import field_mask_pb2
 
 from pubsub_jobs import Settings, configure
-from pubsub_jobs._clients import subscriber_client
 from pubsub_jobs._emulator import free_port, start_pubsub_emulator
 from pubsub_jobs.errors import EnqueueError
 from pubsub_jobs.message import format_time
@@ -112,44 +108,16 @@ class WorkerPool:
                 proc.wait()
 
 
-def without_retry_policy(settings: Settings, queue: str) -> None:
-    """Remove the retry policy of ``queue``'s worker subscription, so the emulator
-    redelivers an expired or nacked message at once.
-
-    Works around a bug of emulator 0.8.20 (not of pubsub-jobs; read from its bytecode, and
-    reproduced): with a retry policy, a message whose lease expires on its 2nd or later
-    delivery goes into a map of "delayed" messages keyed by redelivery time (now plus whole
-    seconds of backoff). Messages that expire together share a key, so each is inserted again
-    under further keys; the periodic task that redelivers them then nacks an ack id twice, the
-    second time meets a NullPointerException (it catches only StatusException, so the task is
-    cancelled for good, silently), and no delayed message of that subscription is ever
-    delivered again. A killed or stopped worker's messages expire together, so these tests
-    hit it within a few interruptions.
-    """
-    subscriber = subscriber_client(settings)
-    try:
-        subscriber.update_subscription(
-            subscription=pubsub_v1.types.Subscription(name=settings.subscription_path(queue)),
-            update_mask=field_mask_pb2.FieldMask(paths=["retry_policy"]),
-        )
-        assert "retry_policy" not in subscriber.get_subscription(
-            subscription=settings.subscription_path(queue))
-    finally:
-        subscriber.close()
-
-
 @pytest.fixture
 def many_attempts(pubsub_jobs_settings: Settings) -> Iterator[Settings]:
     """The test settings, with the faults queue dead-lettering after 50 delivery attempts
     instead of 5: a message can be held by several killed workers in a row, and each
-    delivery counts. Topology created (without a retry policy, see
-    :func:`without_retry_policy`), and deleted after the test."""
+    delivery counts. Topology created, and deleted after the test."""
     options = pubsub_jobs_settings.queue_defaults.model_copy(
         update={"max_delivery_attempts": 50}
     )
     settings = configure(**{**pubsub_jobs_settings.model_dump(), "queues": {QUEUE: options}})
     bootstrap([QUEUE], settings)
-    without_retry_policy(settings, QUEUE)
     try:
         yield settings
     finally:
