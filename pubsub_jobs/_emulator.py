@@ -63,7 +63,7 @@ JAR_ENV = "PUBSUB_JOBS_EMULATOR_JAR"
 """Environment variable that may point at the emulator's ``cloud-pubsub-emulator-*-all.jar``."""
 
 UNPATCHED_ENV = "PUBSUB_JOBS_EMULATOR_UNPATCHED"
-"""Set to ``1`` to run a buggy emulator without the fix (when no ``javac`` is available)."""
+"""Set to ``1`` to run a buggy emulator without the fixes (when no ``javac`` is available)."""
 
 JVM_OPTS_ENV = "CLOUD_PUBSUB_EMULATOR_OPTS"
 DEFAULT_JVM_OPTS = ("-Xmx256m",)
@@ -74,7 +74,7 @@ INSTALL_HINT = (
     "(or, for a Cloud SDK installed from Google's apt repository, "
     "`apt-get install google-cloud-cli-pubsub-emulator`), and Java 11 or newer "
     "(e.g. `apt-get install openjdk-17-jdk-headless`; the JDK's javac compiles pubsub-jobs' "
-    f"fix for emulator 0.8.20). Or set {JAR_ENV} to the emulator's "
+    f"fixes for emulator 0.8.20). Or set {JAR_ENV} to the emulator's "
     "cloud-pubsub-emulator-*-all.jar."
 )
 
@@ -137,7 +137,7 @@ class EmulatorCommand:
 class EmulatorInstallation:
     """An installed Pub/Sub emulator found by :func:`find_pubsub_emulator`.
 
-    ``jar`` is run directly with ``java`` (so the fix can go before it on the class path);
+    ``jar`` is run directly with ``java`` (so the fixes can go before it on the class path);
     ``launcher`` (Google's start script) is used only when no jar is known.
     """
 
@@ -163,7 +163,7 @@ class EmulatorInstallation:
     def command(
         self, port: int = 8085, host: str = "127.0.0.1", *, apply_fix: bool = True
     ) -> EmulatorCommand:
-        """Build the command line for ``host:port``, compiling the fix first when needed."""
+        """Build the command line for ``host:port``, compiling the fixes it needs first."""
         hostport = [f"--host={host}", f"--port={port}"]
         label = f"Pub/Sub emulator {self.version or '(unknown version)'}"
         if self.jar is None:
@@ -1008,7 +1008,7 @@ class _Args:
 def _parse(argv: list[str] | None) -> _Args:
     parser = argparse.ArgumentParser(
         prog="python -m pubsub_jobs._emulator",
-        description="Start or stop Google's Pub/Sub emulator (with pubsub-jobs' fix).",
+        description="Start or stop Google's Pub/Sub emulator (with pubsub-jobs' fixes).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start on 127.0.0.1, wait until ready, print exports")

@@ -77,7 +77,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
             proc = _emulator.start_pubsub_emulator(args.port, detach=detach)
             started.append(proc)
             print(f"# Pub/Sub emulator ready on {proc.host} (pid {proc.pid}, log {proc.log_path}"
-                  f"{', with the stream-cancel fix' if proc.patched else ''})", file=sys.stderr)
+                  f"{', with its bug fixes applied' if proc.patched else ''})", file=sys.stderr)
         exports["PUBSUB_EMULATOR_HOST"] = host
         if not project:
             exports["PUBSUB_JOBS_PROJECT_ID"] = "local-project"

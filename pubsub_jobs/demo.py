@@ -67,7 +67,7 @@ def main(keep_emulator: bool = False) -> int:
         print("Starting the Pub/Sub emulator ...")
         proc = _emulator.start_pubsub_emulator(_emulator.free_port(), detach=keep_emulator)
         host = proc.host
-        print(f"  ready on {host}{' (with the stream-cancel fix)' if proc.patched else ''}")
+        print(f"  ready on {host}{' (with its bug fixes applied)' if proc.patched else ''}")
     try:
         settings = configure(
             pubsub_emulator_host=host,

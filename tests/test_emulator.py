@@ -1,5 +1,6 @@
 """Tests of pubsub_jobs._emulator: finding, starting and stopping the Pub/Sub emulator, and
-the fix for emulator 0.8.20, which loses messages of cancelled streaming pulls."""
+the fixes for emulator 0.8.20, which loses messages of cancelled streaming pulls and can stop
+redelivering messages of subscriptions with a retry policy."""
 
 from __future__ import annotations
 
@@ -203,7 +204,7 @@ def _expire_together_then_dead_letter(host: str) -> None:
     sent = {f"m{i}".encode() for i in range(5)}
 
     def pull(path: str) -> list[pubsub_v1.types.ReceivedMessage]:
-        with warnings.catch_warnings():  # the emulator's pull waits out its deadline otherwise
+        with warnings.catch_warnings():  # return_immediately: else the emulator waits it out
             warnings.filterwarnings("ignore", "The return_immediately flag", DeprecationWarning)
             response = subscriber.pull(
                 subscription=path, max_messages=100, return_immediately=True, timeout=30
