@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -950,6 +950,25 @@ def _is_our_emulator(cmdline: list[str], port: int) -> bool:
     if not cmdline or not Path(cmdline[0]).name.startswith("java"):
         return False
     return any("cloud-pubsub-emulator" in arg for arg in cmdline) and f"--port={port}" in cmdline
+
+
+def stop_on_signal() -> threading.Event:
+    """For the foreground: from now on SIGINT/SIGTERM set the returned event instead of
+    ending the process, so emulators started meanwhile are still stopped."""
+    event = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: event.set())
+    return event
+
+
+def run_until_signalled(processes: Sequence[EmulatorProcess], stop: threading.Event) -> None:
+    """Wait for ``stop`` (see :func:`stop_on_signal`), then stop ``processes``, last first."""
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for process in reversed(processes):
+            process.stop()
 
 
 def stop_detached(port: int = 8085, timeout: float = 10.0) -> bool:

@@ -21,7 +21,6 @@ import importlib
 import logging
 import os
 import shutil
-import signal
 import subprocess  # noqa: S404 - we run python/pip with argument lists, no shell
 import sys
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,8 @@ from pubsub_jobs._emulator import (
     _stop_detached,
     _wait_until_ready,
     _write_atomically,
+    run_until_signalled,
+    stop_on_signal,
 )
 
 __all__ = [
@@ -380,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
               f"No Cloud Tasks emulator started by pubsub-jobs runs on port {args.port}.",
               file=sys.stderr)
         return 0
+    stop_event = stop_on_signal() if args.foreground else None
     try:
         process = start_tasks_emulator(args.port, host=args.host, queues=args.queue,
                                        detach=not args.foreground)
@@ -389,12 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Cloud Tasks emulator: pid {process.pid}, log {process.log_path}", file=sys.stderr)
     for name, value in process.env().items():
         print(f"export {name}={value}", flush=True)
-    if args.foreground:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        finally:
-            process.stop()
+    if stop_event is not None:
+        run_until_signalled([process], stop_event)
     return 0
 
 

@@ -69,6 +69,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     exports: dict[str, str] = {}
     started: list[_emulator.EmulatorProcess] = []
     detach = not args.foreground
+    stop = _emulator.stop_on_signal() if args.foreground else None
     try:
         host = f"127.0.0.1:{args.port}"
         if _emulator.pubsub_emulator_ready(host):
@@ -107,13 +108,8 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         return 1
     for name, value in exports.items():
         print(f"export {name}={value}", flush=True)
-    if args.foreground:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        finally:
-            for proc in reversed(started):
-                proc.stop()
+    if stop is not None:
+        _emulator.run_until_signalled(started, stop)
     return 0
 
 

@@ -15,3 +15,12 @@ def ran() -> Iterator[list[tuple[str, object]]]:
     jobs_core.RAN.clear()
     yield jobs_core.RAN
     jobs_core.RAN.clear()
+
+
+@pytest.fixture
+def observers(pubsub_jobs_settings):  # type: ignore[no-untyped-def]
+    """Observer subscriptions (tests/jobs_dead.py) made by a test, closed after it."""
+    made: list = []
+    yield made
+    for observer in made:
+        observer.close()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ pytestmark = pytest.mark.emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBSUB_JOBS = str(Path(sys.executable).with_name("pubsub-jobs"))
-
-
-@pytest.fixture
-def observers(pubsub_jobs_settings: Settings) -> Iterator[list[Observer]]:
-    made: list[Observer] = []
-    yield made
-    for observer in made:
-        observer.close()
 
 
 @pytest.fixture

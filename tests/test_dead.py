@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs import Settings, dead
+from pubsub_jobs import dead
 from pubsub_jobs.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound
 from pubsub_jobs.message import JobMessage
@@ -35,14 +35,6 @@ def ran() -> Iterator[list[tuple[str, object]]]:
     yield jobs_dead.RAN
     jobs_dead.RAN.clear()
     jobs_dead.BROKEN.clear()
-
-
-@pytest.fixture
-def observers(pubsub_jobs_settings: Settings) -> Iterator[list[Observer]]:
-    made: list[Observer] = []
-    yield made
-    for observer in made:
-        observer.close()
 
 
 def wait_for_dead(queue: str, count: int, timeout: float = 15.0) -> list[DeadJob]:

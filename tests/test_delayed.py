@@ -4,7 +4,6 @@ the retry policy on the in-memory adapter."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,6 +17,7 @@ from pubsub_jobs.worker import Action, Reason, Worker
 from pubsub_jobs.worker.perform import PREVIOUS_ATTEMPTS
 from tests import jobs_delayed
 from tests.jobs_delayed import QUEUE, runs
+from tests.waiting import wait_for
 
 #: How late a due job may run on a loaded machine: the emulator checks every 0.1 s.
 LATE = timedelta(seconds=10)
@@ -47,12 +47,6 @@ def worker(delayed: Settings) -> Iterator[Worker]:
     w.stop()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:g} s")
-        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------- against the emulators

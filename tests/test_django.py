@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -28,6 +27,7 @@ from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.message import JobMessage
 from pubsub_jobs.registry import default_registry
 from pubsub_jobs.worker import Worker
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = ROOT / "tests" / "django_project" / "manage.py"
@@ -112,12 +112,6 @@ def project_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:g} s")
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------ backend, no emulator

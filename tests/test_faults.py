@@ -19,11 +19,11 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -35,6 +35,7 @@ from pubsub_jobs.testing import DeadLetter, publish_raw, pull_dead_letters
 from pubsub_jobs.topology import bootstrap, delete_topology
 from tests import jobs_faults
 from tests.test_cli import ROOT, cli_env
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.emulator
 
@@ -46,18 +47,8 @@ CONCURRENCY = 6
 PAUSE = 0.05
 INTERRUPTIONS = 5
 
-T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, every: float = 0.1) -> T:
-    """Poll ``condition`` until it is truthy; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(every)
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:

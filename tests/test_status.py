@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from pubsub_jobs._emulator import free_port
 from pubsub_jobs.worker import QueueSpec, Worker
 from tests import jobs_core
 from tests.test_cli import ROOT, cli_env
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.emulator
 
@@ -33,14 +33,6 @@ def get(port: int, path: str) -> tuple[int, str]:
         return 0, "{}"
 
 
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

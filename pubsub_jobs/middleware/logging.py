@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pubsub_jobs.context import _current
 from pubsub_jobs.errors import describe
 from pubsub_jobs.middleware import Middleware
-from pubsub_jobs.worker.perform import Action
+from pubsub_jobs.worker.perform import Action, job_fields
 
 if TYPE_CHECKING:
     from pubsub_jobs.adapters.base import EnqueuedJob
@@ -32,21 +32,6 @@ __all__ = ["JsonFormatter", "StructuredLogging", "job_fields"]
 
 #: Longest value taken from an unchecked message attribute into a log record.
 _MAX_UNTRUSTED = 256
-
-
-def job_fields(context: JobContext, outcome: Outcome) -> dict[str, Any]:
-    """The structured fields of one performed job."""
-    fields: dict[str, Any] = {
-        "job_id": context.job_id,
-        "job_name": context.job_name,
-        "queue": context.queue,
-        "attempt": context.attempt,
-        "duration": round(outcome.duration, 6),
-        "outcome": outcome.reason.value,
-    }
-    if outcome.error is not None:
-        fields["error"] = describe(outcome.error)
-    return fields
 
 
 class StructuredLogging(Middleware):

@@ -282,10 +282,9 @@ def _failure(exc: Exception, job: Job[Any, Any], attempt: int, max_attempts: int
     return Outcome(Action.NACK, Reason.RETRY, exc)
 
 
-def _log_outcome(context: JobContext, outcome: Outcome) -> None:
-    if outcome.error is None and not log.isEnabledFor(logging.DEBUG):
-        return  # the hot path: nothing to build
-    extra = {
+def job_fields(context: JobContext, outcome: Outcome) -> dict[str, Any]:
+    """The structured fields of one performed job."""
+    fields: dict[str, Any] = {
         "job_id": context.job_id,
         "job_name": context.job_name,
         "queue": context.queue,
@@ -293,6 +292,15 @@ def _log_outcome(context: JobContext, outcome: Outcome) -> None:
         "duration": round(outcome.duration, 6),
         "outcome": outcome.reason.value,
     }
+    if outcome.error is not None:
+        fields["error"] = describe(outcome.error)
+    return fields
+
+
+def _log_outcome(context: JobContext, outcome: Outcome) -> None:
+    if outcome.error is None and not log.isEnabledFor(logging.DEBUG):
+        return  # the hot path: nothing to build
+    extra = job_fields(context, outcome)
     if outcome.error is None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s succeeded in %.3fs", context.job_name, context.job_id,
