@@ -20,11 +20,12 @@ from typing import Any
 
 
 def flow_control(per_stream: int) -> Any:
-    """The FlowControl the pubsub-jobs worker gives each stream (see worker/runner.py)."""
+    """The FlowControl the pubsub-jobs worker gives each stream (see worker/streams.py)."""
     from google.cloud import pubsub_v1
 
     return pubsub_v1.types.FlowControl(
-        max_messages=per_stream, max_lease_duration=3600.0, max_duration_per_lease_extension=10
+        max_messages=per_stream, max_lease_duration=3600.0,
+        min_duration_per_lease_extension=60, max_duration_per_lease_extension=60,
     )
 
 

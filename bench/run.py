@@ -178,7 +178,7 @@ class Bench:
 
     def close(self) -> None:
         from pubsub_jobs.adapters import get_adapter
-        from pubsub_jobs.topology import delete_topology
+        from pubsub_jobs.admin.topology import delete_topology
 
         with contextlib.suppress(Exception):
             delete_topology(self.queues, self.settings)
@@ -211,7 +211,7 @@ class Bench:
     @contextlib.contextmanager
     def queue(self, name: str, fill: int = 0) -> Iterator[str]:
         """A fresh queue (bootstrap), holding ``fill`` no-op jobs, deleted afterwards."""
-        from pubsub_jobs.topology import bootstrap, delete_topology
+        from pubsub_jobs.admin.topology import bootstrap, delete_topology
 
         queue = f"{name}-{uuid.uuid4().hex[:6]}"
         bootstrap([queue], self.settings)
@@ -593,7 +593,7 @@ def machine() -> dict[str, Any]:
                 break
     emulator = None
     with contextlib.suppress(Exception):
-        from pubsub_jobs._emulator import find_pubsub_emulator
+        from pubsub_jobs.emulator import find_pubsub_emulator
 
         emulator = find_pubsub_emulator().version
     return {
@@ -680,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator = None
     host = args.emulator_host
     if host is None:
-        from pubsub_jobs._emulator import free_port, start_pubsub_emulator
+        from pubsub_jobs.emulator import free_port, start_pubsub_emulator
 
         log_dir = Path(tempfile.mkdtemp(prefix="pubsub-jobs-bench-"))
         emulator = start_pubsub_emulator(free_port(), log_path=log_dir / "emulator.log")

@@ -1,10 +1,11 @@
 #!/usr/bin/env sh
-# Start Google's Pub/Sub emulator on 127.0.0.1 (default port 8085), with pubsub-jobs' fix for
-# emulator 0.8.20 (which loses messages whenever a streaming pull is cancelled), wait until it
-# answers, and print `export PUBSUB_EMULATOR_HOST=...`.
+# `pubsub-jobs emulator` from this checkout, even when pubsub-jobs is not installed: start
+# Google's Pub/Sub emulator (with pubsub-jobs' fixes for emulator 0.8.20) and the Cloud Tasks
+# emulator on 127.0.0.1, wait until they answer, and print the `export ...` lines.
 #
 #   eval "$(emulator/start.sh)"                  # detached; stop with: emulator/start.sh stop
 #   emulator/start.sh start --port 8086 --foreground
+#   emulator/start.sh start --no-cloud-tasks     # the Pub/Sub emulator only
 #   emulator/start.sh stop [--port N]
 #
 # PYTHON selects the interpreter: default this checkout's .venv/bin/python if there is one,
@@ -21,4 +22,4 @@ export PYTHONPATH
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$root/.venv/bin/python" ]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
 fi
-exec "$PYTHON" -m pubsub_jobs._emulator "$@"
+exec "$PYTHON" -m pubsub_jobs emulator "$@"

@@ -7,8 +7,8 @@
 """
 
 from pubsub_jobs.adapters import get_adapter, set_adapter, use_adapter
-from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
-from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter, JobFailed
+from pubsub_jobs.adapters.base import Adapter
+from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.context import JobContext, current_job
 from pubsub_jobs.errors import (
@@ -20,6 +20,7 @@ from pubsub_jobs.errors import (
     InvalidMessage,
     JobDefinitionError,
     JobError,
+    JobFailed,
     MessageTooLarge,
     Retry,
     ScheduleTooFar,
@@ -28,7 +29,7 @@ from pubsub_jobs.errors import (
     UnknownJob,
 )
 from pubsub_jobs.job import Job, enqueue_many, job
-from pubsub_jobs.message import JobMessage
+from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import typing
@@ -150,7 +151,16 @@ class ArgumentCodec:
         if type(value) in self._passthrough[name] and _plain_value(value):
             return value  # a str for a str, an int for an int...: pydantic returns it as is
         try:
-            return adapter.dump_python(adapter.validate_python(value), mode="json")
+            validated = adapter.validate_python(value)
+            if _non_finite(validated):
+                raise InvalidArguments(
+                    f"{self._label}: argument {name!r} holds NaN or Infinity, which JSON "
+                    "cannot carry (other languages' consumers reject it, and pydantic would "
+                    "write null): pass a finite number, None, or a string"
+                )
+            return adapter.dump_python(validated, mode="json")
+        except InvalidArguments:
+            raise
         except ValidationError as exc:
             raise InvalidArguments(
                 f"{self._label}: argument {name!r} is invalid: {_errors(exc)}"
@@ -172,6 +182,31 @@ class ArgumentCodec:
             raise InvalidArguments(
                 f"{self._label}: argument {name!r} is invalid: {_errors(exc)}"
             ) from None
+        except Exception as exc:  # a validator may raise anything, not only ValueError
+            raise InvalidArguments(
+                f"{self._label}: argument {name!r} is invalid: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def _non_finite(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` holds a NaN or an infinite float, in containers, dataclasses and
+    pydantic models too (deeper than 64 levels is not looked at: pydantic refuses it)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    if depth > 64 or isinstance(value, str | bytes | int | bool) or value is None:
+        return False
+    if isinstance(value, Mapping):
+        return any(_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_non_finite(v, depth + 1) for v in value)
+    if isinstance(value, float):  # a float subclass
+        return not math.isfinite(value)
+    fields = getattr(value, "__dict__", None)
+    if isinstance(fields, dict) and (
+        dataclasses.is_dataclass(value) or hasattr(type(value), "model_fields")
+    ):
+        return any(_non_finite(v, depth + 1) for v in fields.values())
+    return False
 
 
 def _errors(exc: ValidationError) -> str:

@@ -15,6 +15,10 @@ Built-in bases are mixed in where they fit, so ``except ValueError`` still works
     │   ├── TopicNotFound (LookupError)      the queue's topic does not exist
     │   └── BulkEnqueueError                 some jobs of a bulk enqueue failed
     ├── TopologyDrift                        bootstrap found resources set up differently
+    ├── JobFailed                            the immediate adapter ran a job that failed
+    ├── StreamFailed (RuntimeError)          a worker's streaming pull ended; says what to do
+    ├── EmulatorError (RuntimeError)         a local emulator could not start or stop
+    │   └── EmulatorAlreadyRunning           an emulator already answers on that port
     └── Retry                                raised by a job: run me again after ``delay``
 
 The Google API errors a publish can meet are sorted once, in :func:`is_transient`.
@@ -29,8 +33,8 @@ from typing import TYPE_CHECKING
 from google.api_core import exceptions as gexc
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import EnqueuedJob
-    from pubsub_jobs.message import JobMessage
+    from pubsub_jobs.message import EnqueuedJob, JobMessage
+    from pubsub_jobs.outcome import Outcome
 
 
 class JobError(Exception):
@@ -103,6 +107,31 @@ class TopologyDrift(JobError):
         self.differences = list(differences)
 
 
+class JobFailed(JobError):
+    """An immediately performed job did not succeed; ``outcome`` says how."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class StreamFailed(JobError, RuntimeError):
+    """A worker's streaming pull ended (a missing subscription, an outage); the message
+    says what to do."""
+
+
+class EmulatorError(JobError, RuntimeError):
+    """A local emulator could not be found, started or stopped."""
+
+
+class EmulatorAlreadyRunning(EmulatorError):
+    """A ready emulator already answers on the requested host and port (``host``)."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
 class Retry(JobError):
     """Raised by a job to be run again after ``delay`` (a timedelta or seconds).
 
@@ -119,6 +148,9 @@ class Retry(JobError):
         self.delay: timedelta | None = delay
 
 
+#: Errors that may pass when the same call is made again: the status codes Google's own
+#: Pub/Sub client retries a publish on (unavailable, deadline, internal, quota, aborted,
+#: cancelled, unknown), their HTTP forms, and a connection that dropped or timed out.
 _TRANSIENT: tuple[type[BaseException], ...] = (
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
@@ -126,6 +158,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     gexc.TooManyRequests,
     gexc.ResourceExhausted,
     gexc.Aborted,
+    gexc.Cancelled,
     gexc.Unknown,
     gexc.GatewayTimeout,
     gexc.BadGateway,
@@ -136,10 +169,12 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a Google API error may succeed when tried again (unavailable, deadline, quota).
+    """Whether a Google API call that raised ``exc`` may succeed when made again.
 
-    Terminal errors (not found, permission denied, invalid argument) are not retried:
-    trying again only delays the error a person has to act on.
+    The adapters' one retry policy (``pubsub_jobs/adapters/_retry.py``) retries exactly
+    these, for a publish, a bulk publish and a Cloud Tasks ``create_task``. Every other
+    error is terminal (not found, already exists, permission denied, invalid argument) and
+    fails at once: trying again only delays the error a person has to act on.
     """
     return isinstance(exc, _TRANSIENT)
 

@@ -7,15 +7,12 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
-from pubsub_jobs.message import JobMessage, new_job_id, utcnow
+from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
 from pubsub_jobs.registry import Registry, default_registry
-
-if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +22,32 @@ R = TypeVar("R")
 RetryWait = timedelta | float | Callable[[int], "timedelta | float"]
 
 DEFAULT_QUEUE = "default"
+
+
+class Adapter(Protocol):
+    """What :meth:`Job.enqueue` needs of an adapter; every
+    :class:`pubsub_jobs.adapters.Adapter` is one."""
+
+    def enqueue(self, message: JobMessage) -> EnqueuedJob: ...
+
+    def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]: ...
+
+
+_default_adapter: Callable[[], Adapter] | None = None
+
+
+def set_default_adapter_provider(provider: Callable[[], Adapter]) -> None:
+    """Name the function that gives the default adapter (:mod:`pubsub_jobs.adapters` does,
+    when the package is imported): the core knows adapters only through this."""
+    global _default_adapter
+    _default_adapter = provider
+
+
+def default_adapter() -> Adapter:
+    """The adapter ``enqueue`` uses when ``using(adapter=...)`` names none."""
+    if _default_adapter is None:
+        raise ConfigurationError("no adapter: import pubsub_jobs (which sets up the default)")
+    return _default_adapter()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,9 +201,7 @@ class Job(Generic[P, R]):
     def _adapter(self) -> Adapter:
         if self._options.adapter is not None:
             return self._options.adapter
-        from pubsub_jobs.adapters import get_adapter
-
-        return get_adapter()
+        return default_adapter()
 
 
 @overload
@@ -241,7 +262,5 @@ def enqueue_many(
 ) -> list[EnqueuedJob]:
     """Enqueue messages of any jobs and queues (built with :meth:`Job.message`) in batches."""
     if adapter is None:
-        from pubsub_jobs.adapters import get_adapter
-
-        adapter = get_adapter()
+        adapter = default_adapter()
     return adapter.enqueue_many(list(messages))

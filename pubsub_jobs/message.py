@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -65,12 +66,22 @@ def format_time(moment: datetime) -> str:
     return text
 
 
+#: An RFC 3339 date-time with its offset (``Z`` or ``+hh:mm``): the wire's times, as the
+#: JSON Schema's ``pattern`` says too.
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
 def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 time; naive times are refused."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    return moment
+    """Parse an RFC 3339 time (``Z`` or a numeric offset); anything else is refused."""
+    if not RFC3339.fullmatch(text):
+        raise ValueError(f"time {text!r} is not RFC 3339 with an offset "
+                         "(e.g. 2026-01-02T03:04:05Z or 2026-01-02T12:04:05+09:00)")
+    fraction = text[19:].split("+")[0].split("-")[0].rstrip("Zz")
+    if len(fraction) > 7:  # Python keeps microseconds: cut nanoseconds
+        text = text[:19] + fraction[:7] + text[19 + len(fraction):]
+    return datetime.fromisoformat(text.upper())
 
 
 def utcnow() -> datetime:
@@ -125,8 +136,14 @@ class JobMessage:
         return replace(self, attributes={**self.attributes, **attributes})
 
     @classmethod
-    def decode(cls, data: bytes, attributes: Mapping[str, str]) -> JobMessage:
-        """Rebuild a job from a message, or raise :class:`InvalidMessage` saying what is wrong."""
+    def decode(
+        cls, data: bytes, attributes: Mapping[str, str], *, max_decoded_bytes: int | None = None
+    ) -> JobMessage:
+        """Rebuild a job from a message, or raise :class:`InvalidMessage` saying what is wrong.
+
+        With ``max_decoded_bytes``, data whose decoded objects would take more memory than
+        that (see :func:`decoded_size_estimate`) is refused before it is decoded.
+        """
         missing = [name for name in REQUIRED_ATTRIBUTES if not attributes.get(name)]
         if missing:
             raise InvalidMessage(f"missing or empty attribute(s): {', '.join(missing)}")
@@ -141,6 +158,15 @@ class JobMessage:
             scheduled_at = parse_time(scheduled) if scheduled else None
         except ValueError as exc:
             raise InvalidMessage(f"bad time attribute: {exc}") from None
+        if max_decoded_bytes is not None:
+            estimate = decoded_size_estimate(data)
+            if estimate > max_decoded_bytes:
+                raise InvalidMessage(
+                    f"data of {len(data)} bytes would take about {estimate // 2**20} MB once "
+                    f"decoded, over the limit of {max_decoded_bytes // 2**20} MB "
+                    "(PUBSUB_JOBS_MAX_DECODED_MESSAGE_MB); pass ids instead of many small "
+                    "objects, or raise the limit"
+                )
         try:
             body = _JSON_DECODER.decode(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -167,6 +193,25 @@ class JobMessage:
             attributes={k: v for k, v in attributes.items() if k not in _FIELD_ATTRIBUTES},
             extra_data=body,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueuedJob:
+    """What ``enqueue`` returns: the job's id, and where and when it will run."""
+
+    job_id: str
+    job_name: str
+    queue: str
+    message_id: str | None = None
+    scheduled_at: datetime | None = None
+
+
+def decoded_size_estimate(data: bytes) -> int:
+    """A generous estimate of the memory JSON ``data`` takes once decoded: its own size plus
+    an object per comma and a container per bracket (``[{},{},...]`` of 10 MB decodes to about
+    240 MB; this says 560 MB). Counting bytes is fast; decoding first would be the harm."""
+    containers = data.count(b"{") + data.count(b"[")
+    return len(data) + data.count(b",") * 48 + containers * 120
 
 
 def check_limits(data: bytes, attributes: Mapping[str, str], *, what: str) -> None:

@@ -2,18 +2,28 @@
 
 Nothing reads the environment at import time: :func:`get_settings` builds the settings the
 first time something needs them, and :func:`configure` replaces them from code (values given
-there win over the environment).
+there win over the environment). An invalid value is a
+:class:`~pubsub_jobs.errors.ConfigurationError` that names the environment variable (or the
+keyword given to ``configure``) and what it expects, never a pydantic traceback::
+
+    invalid pubsub-jobs setting: PUBSUB_JOBS_PUBLISH_TIMEOUT='abc': Input should be a valid
+    number, unable to parse string as a number [Seconds an enqueue waits for Pub/Sub to
+    confirm]
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
 import threading
+from collections.abc import Callable, Collection
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from pubsub_jobs.errors import ConfigurationError
 
@@ -88,9 +98,27 @@ class Settings(BaseSettings):
     publish_attempts: int = Field(
         5, ge=1, description="Tries of a publish that meets transient errors."
     )
-    queue_defaults: QueueOptions = Field(default_factory=QueueOptions)
+    max_decoded_message_mb: int = Field(
+        128, ge=1, description="Memory one message may take once decoded (estimated before "
+        "decoding); a message over it is dead-lettered as invalid_message."
+    )
+    queue_defaults: QueueOptions = Field(
+        default_factory=QueueOptions,
+        description="Subscription options of every queue, as a JSON object.",
+    )
     queues: dict[str, QueueOptions] = Field(
-        default_factory=dict, description="Per-queue overrides of queue_defaults, by name."
+        default_factory=dict,
+        description="Per-queue overrides of queue_defaults, a JSON object by queue name.",
+    )
+    log_level: str = Field(
+        "INFO",
+        description="Log level of the pubsub-jobs command line: DEBUG, INFO, WARNING, "
+        "ERROR or CRITICAL; --log-level wins.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log format of the pubsub-jobs command line: text, or json for one JSON "
+        "object per line as Cloud Logging reads them; --log-format wins.",
     )
 
     middleware: Annotated[list[str], NoDecode] = Field(
@@ -107,6 +135,16 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name = value.strip().upper()
+            if name not in logging.getLevelNamesMapping():
+                raise ValueError("a log level is DEBUG, INFO, WARNING, ERROR or CRITICAL")
+            return name
         return value
 
     def queue_options(self, queue: str) -> QueueOptions:
@@ -153,15 +191,44 @@ class Settings(BaseSettings):
 
 _lock = threading.Lock()
 _settings: Settings | None = None
+_on_configure: list[Callable[[], None]] = []
+
+
+def on_configure(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever :func:`configure` or :func:`reset` replaced the settings
+    (the default adapter is rebuilt this way)."""
+    _on_configure.append(callback)
+
+
+def _configured() -> None:
+    for callback in _on_configure:
+        callback()
 
 
 def get_settings() -> Settings:
-    """The current settings, read from the environment the first time they are needed."""
+    """The current settings, read from the environment the first time they are needed.
+
+    Raises :class:`~pubsub_jobs.errors.ConfigurationError` naming each invalid variable.
+    """
     global _settings
     with _lock:
         if _settings is None:
-            _settings = Settings()
+            _settings = load_settings()
         return _settings
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with ``overrides`` over it, without making them current.
+
+    Every invalid value, read or given, raises :class:`~pubsub_jobs.errors.ConfigurationError`
+    naming its environment variable or keyword and what it expects.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_explain_invalid(exc, given=overrides)) from None
+    except SettingsError as exc:
+        raise ConfigurationError(_explain_unparsable(exc)) from None
 
 
 def configure(**overrides: Any) -> Settings:
@@ -170,18 +237,15 @@ def configure(**overrides: Any) -> Settings:
     >>> configure(project_id="my-project", prefix="jobs-")  # doctest: +SKIP
 
     Adapters and clients created before the call keep their settings; the default adapter is
-    rebuilt on next use.
+    rebuilt on next use. An invalid value raises
+    :class:`~pubsub_jobs.errors.ConfigurationError` naming the keyword (or the environment
+    variable, for a value read from there).
     """
     global _settings
-    try:
-        new = Settings(**overrides)
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid pubsub-jobs settings: {exc}") from exc
+    new = load_settings(**overrides)
     with _lock:
         _settings = new
-    from pubsub_jobs.adapters import _reset_default_adapter
-
-    _reset_default_adapter()
+    _configured()
     return new
 
 
@@ -190,6 +254,82 @@ def reset() -> None:
     global _settings
     with _lock:
         _settings = None
-    from pubsub_jobs.adapters import _reset_default_adapter
+    _configured()
 
-    _reset_default_adapter()
+
+def _env_var(field: str) -> str:
+    """The environment variable a setting is read from: ``PUBSUB_JOBS_<FIELD>``, or for a
+    setting with several names, the first one set (else its own)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        names = [name for name in alias.choices if isinstance(name, str)]
+        present = {name.upper() for name in os.environ}
+        return next((n for n in names if n.upper() in present), names[0])
+    return f"PUBSUB_JOBS_{field.upper()}"
+
+
+def _field_of(name: str) -> str | None:
+    """The field a validation error's location starts with (its name or one of its aliases)."""
+    if name in Settings.model_fields:
+        return name
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        if any(isinstance(n, str) and n.lower() == name.lower() for n in names):
+            return field
+    return None
+
+
+def _expects(field: str | None) -> str:
+    info = Settings.model_fields.get(field) if field else None
+    if info is None or not info.description:
+        return ""
+    return f" [{info.description.rstrip('.')}]"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _explain_invalid(exc: ValidationError, *, given: Collection[str]) -> str:
+    """One clause per error: the variable or keyword, its value, what was wrong, what it is."""
+    clauses = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "extra_forbidden" and len(loc) == 1:
+            known = ", ".join(sorted(Settings.model_fields))
+            clauses.append(f"configure({loc[0]}=...): no such setting (known: {known})")
+            continue
+        field = _field_of(loc[0]) if loc else None
+        shown = _shown(error["input"])
+        inner = ".".join(loc[1:])
+        if field is None:
+            where = f"{'.'.join(loc) or 'settings'}={shown}"
+        elif field in given or loc[0] in given:
+            where = (f"configure({field}=...), at {inner}={shown}" if inner
+                     else f"configure({field}={shown})")
+        else:
+            name = _env_var(field)
+            where = f"{name}, at {inner}={shown}" if inner else f"{name}={shown}"
+        msg = error["msg"].removeprefix("Value error, ")
+        clauses.append(f"{where}: {msg}{_expects(field)}")
+    plural = "s" if len(clauses) > 1 else ""
+    return f"invalid pubsub-jobs setting{plural}: " + "; ".join(clauses)
+
+
+_UNPARSABLE_FIELD = re.compile(r'field "([^"]+)"')
+
+
+def _explain_unparsable(exc: SettingsError) -> str:
+    """pydantic-settings could not decode a variable's JSON (``PUBSUB_JOBS_QUEUES``...)."""
+    found = _UNPARSABLE_FIELD.search(str(exc))
+    field = _field_of(found.group(1)) if found else None
+    if field is None:
+        return f"invalid pubsub-jobs settings: {exc}"
+    cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+    return (
+        f"invalid pubsub-jobs setting: {_env_var(field)} is not valid JSON{cause}"
+        f"{_expects(field)}"
+    )

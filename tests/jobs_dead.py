@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from google.api_core import exceptions as gexc
+from google.pubsub_v1 import PublisherClient as GapicPublisherClient
+from google.pubsub_v1 import PubsubMessage
 
 from pubsub_jobs import Settings, job
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
 from pubsub_jobs.job import Job
 from pubsub_jobs.message import JobMessage, format_time, utcnow
 from pubsub_jobs.registry import default_registry
@@ -115,6 +117,28 @@ def dead_copies(
     return job_ids
 
 
+def worker_copy(attributes: dict[str, str], *, error: str = "RuntimeError: x",
+                reason: str = "max_attempts") -> dict[str, str]:
+    """``attributes`` plus the dead-letter attributes the worker adds to its copy."""
+    return {**attributes, "dead_letter_reason": reason, "dead_letter_error": error,
+            "dead_lettered_at": format_time(utcnow()), "delivery_attempt": "5"}
+
+
+def publish_dead(
+    queue: str, settings: Settings, messages: list[tuple[bytes, dict[str, str]]]
+) -> None:
+    """Publish ``(data, attributes)`` messages as they are to the queue's dead-letter topic,
+    in one request (attributes may have any name, even ``topic`` or ``ordering_key``)."""
+    publisher = publisher_client(settings)
+    try:
+        GapicPublisherClient.publish(
+            publisher, topic=settings.dead_letter_topic_path(queue), timeout=30,
+            messages=[PubsubMessage(data=data, attributes=attrs) for data, attrs in messages],
+        )
+    finally:
+        publisher.stop()
+
+
 class Observer:
     """An extra subscription on a queue's topic that sees every message published to it,
     so a test can count republished jobs exactly (duplicates included)."""
@@ -128,8 +152,15 @@ class Observer:
                                             ack_deadline_seconds=60)
 
     def take(self, *, expect: int = 0, timeout: float = 15.0) -> list[dict[str, str]]:
-        """Pull and ack everything there; wait up to ``timeout`` for ``expect`` messages."""
-        found: list[dict[str, str]] = []
+        """Pull and ack everything there; wait up to ``timeout`` for ``expect`` messages.
+        Returns their attributes."""
+        return [attrs for _, attrs in self.take_messages(expect=expect, timeout=timeout)]
+
+    def take_messages(
+        self, *, expect: int = 0, timeout: float = 15.0
+    ) -> list[tuple[bytes, dict[str, str]]]:
+        """As :meth:`take`, returning ``(data, attributes)`` of each message."""
+        found: list[tuple[bytes, dict[str, str]]] = []
         deadline = time.monotonic() + timeout
         while True:
             response = self.subscriber.pull(subscription=self.path, max_messages=1000,
@@ -138,7 +169,7 @@ class Observer:
             if received:
                 self.subscriber.acknowledge(subscription=self.path,
                                             ack_ids=[r.ack_id for r in received])
-                found += [dict(r.message.attributes) for r in received]
+                found += [(r.message.data, dict(r.message.attributes)) for r in received]
                 continue
             if len(found) >= expect or time.monotonic() > deadline:
                 return found

@@ -115,8 +115,11 @@ def test_values_passed_through_unchanged_are_what_pydantic_returns() -> None:
     when = datetime(2026, 1, 2, tzinfo=UTC)
     assert codec.encode(("s", 1, 1.5, True, None, when), {}) == (
         ["s", 1, 1.5, True, None, "2026-01-02T00:00:00Z"], {})
-    # not of the hinted type exactly, or not JSON as it is: pydantic converts as before
-    assert codec.encode(("s", True, 2, 1, float("inf"), when), {})[0][1:5] == [1, 2.0, True, None]
+    # not of the hinted type exactly: pydantic converts as before
+    assert codec.encode(("s", True, 2, 1, 0.5, when), {})[0][1:5] == [1, 2.0, True, 0.5]
+    # not JSON as it is (NaN, Infinity): refused, never written as null or as a non-JSON token
+    with pytest.raises(InvalidArguments, match="NaN or Infinity"):
+        codec.encode(("s", 1, 1.5, True, float("inf"), when), {})
     assert codec.decode(["s", 1, 2, 1, 3, "2026-01-02T00:00:00Z"], {})[0][2:4] == [2.0, True]
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from pubsub_jobs import QueueOptions, Settings, TopologyDrift
-from pubsub_jobs._clients import publisher_client, subscriber_client
-from pubsub_jobs.topology import bootstrap
+from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
+from pubsub_jobs.admin.topology import bootstrap
 
 pytestmark = pytest.mark.emulator
 

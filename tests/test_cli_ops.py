@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs import Settings, cli, dead
-from pubsub_jobs._clients import publisher_client
+from pubsub_jobs import Settings, cli
+from pubsub_jobs.adapters.clients import publisher_client
+from pubsub_jobs.admin import dead
 from tests import jobs_dead
 from tests.jobs_dead import Observer
 
@@ -236,3 +237,156 @@ def test_queues(bootstrap_queues, pubsub_jobs_settings, capsys):
     assert roles["dead-letter"]["exists"]
     assert not ghost["topic_exists"] and not any(s["exists"] for s in ghost["subscriptions"])
     assert len(dead.list_dead("ops")) == 2  # counting removed nothing
+
+
+def test_retry_all_keeps_different_jobs_that_share_a_job_id(
+    bootstrap_queues, pubsub_jobs_settings, observers, capsys
+):
+    """Only copies of one message are duplicates: two jobs that share a job_id are both
+    retried; the worker's second copy and Pub/Sub's forwarded copy of one are not."""
+    settings = pubsub_jobs_settings
+    bootstrap_queues("ops")
+    first = jobs_dead.note.using(queue="ops", job_id="shared").message("first")
+    second = jobs_dead.note.using(queue="ops", job_id="shared").message("second")
+    (data1, attrs1), (data2, attrs2) = first.encode(), second.encode()
+    jobs_dead.publish_dead("ops", settings, [
+        (data1, jobs_dead.worker_copy(attrs1, error="RuntimeError: one")),
+        (data2, jobs_dead.worker_copy(attrs2, error="RuntimeError: two")),
+        # copies of the first message: made twice by the worker, and forwarded by Pub/Sub
+        (data1, jobs_dead.worker_copy(attrs1, error="RuntimeError: one again")),
+        (data1, {**attrs1, "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+                 "CloudPubSubDeadLetterSourceSubscription": settings.subscription("ops")}),
+    ])
+    observer = Observer("ops", settings)
+    observers.append(observer)
+
+    code, out, _ = run_cli(capsys, "dead", "retry", "ops", "--all")
+    assert code == 0, out
+    assert "retried 2 of 2 dead job(s) of queue ops" in out
+    assert "2 duplicate dead copies removed with them" in out
+    republished = observer.take_messages(expect=2)
+    assert sorted(data for data, _ in republished) == sorted([data1, data2])
+    assert {attrs["job_id"] for _, attrs in republished} == {"shared"}
+    assert dead.list_dead("ops") == []
+
+    # By id, too: both jobs of the id are retried, and purged.
+    jobs_dead.publish_dead("ops", settings, [(data1, jobs_dead.worker_copy(attrs1)),
+                                             (data2, jobs_dead.worker_copy(attrs2))])
+    summary = dead.retry("ops", ["shared"])
+    assert summary.ok and summary.retried == ("shared", "shared") and summary.duplicates == 0
+    assert len(observer.take_messages(expect=2)) == 2
+    jobs_dead.publish_dead("ops", settings, [(data1, jobs_dead.worker_copy(attrs1)),
+                                             (data2, jobs_dead.worker_copy(attrs2))])
+    code, out, _ = run_cli(capsys, "dead", "purge", "ops", "shared", "--yes")
+    assert code == 0 and "purged 2 dead job(s)" in out
+    assert dead.list_dead("ops") == []
+
+
+def test_every_tool_handles_messages_it_cannot_decode(
+    bootstrap_queues, pubsub_jobs_settings, observers, capsys
+):
+    """A message nested 100,000 deep (json.loads raises RecursionError), data that is not
+    UTF-8, and attributes named like PublisherClient.publish()'s own parameters are listed,
+    shown, counted, retried and purged like any other."""
+    settings = pubsub_jobs_settings
+    bootstrap_queues("ops")
+    [normal] = jobs_dead.dead_copies("ops", settings, ["a"])
+    deep_data = b"[" * 100_000 + b"]" * 100_000
+    attrs = jobs_dead.note.using(queue="ops").message("x").encode()[1]
+    odd = {  # published as they are by anyone: not our wire format at all
+        "deep": (deep_data, jobs_dead.worker_copy({**attrs, "job_id": "deep"},
+                                                  reason="invalid_message")),
+        "binary": (b"\xff\xfe[[", {**jobs_dead.worker_copy(
+            {**attrs, "job_id": "binary"}, reason="invalid_message"),
+            "dead_lettered_at": "0001-01-01T00:00:00+01:00", "delivery_attempt": "9" * 5000}),
+        "params": (b'{"args": [], "kwargs": {}}', jobs_dead.worker_copy(
+            {**attrs, "job_id": "params", "ordering_key": "k", "timeout": "soon",
+             "topic": "t", "data": "d", "retry": "r"})),
+    }
+    # Pub/Sub's 100 attributes, forwarded by its own policy: a retry has no room for its own.
+    full = {**attrs, "job_id": "full", **{f"x{i:02d}": "v" for i in range(100 - len(attrs) - 1)},
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    odd["full"] = (b'{"args": ["full"], "kwargs": {}}', full)
+    jobs_dead.publish_dead("ops", settings, list(odd.values()))
+
+    code, out, _ = run_cli(capsys, "dead", "list", "ops")
+    assert code == 0 and "5 dead job(s) in queue ops" in out
+    code, out, _ = run_cli(capsys, "dead", "list", "ops", "--json")
+    listed = {j["job_id"]: j for j in json.loads(out)}
+    assert listed["deep"]["args"] is None and "nested deeper" in listed["deep"]["decode_error"]
+    assert listed["deep"]["data"] == deep_data.decode()
+    assert listed["binary"]["data"] is None and listed["binary"]["decode_error"]
+    assert listed["binary"]["attempts"] is None  # 5000 digits: not a number Python reads
+    assert listed["params"]["args"] == [] and listed[normal]["decode_error"] is None
+
+    code, out, _ = run_cli(capsys, "dead", "show", "ops", "deep")
+    assert code == 0
+    assert "args              <undecodable: JSON nested deeper than 200 levels>" in out
+    assert "data              b'[[[[" in out and "more bytes)" in out
+    code, out, _ = run_cli(capsys, "dead", "show", "ops", "binary")
+    assert code == 0 and "<undecodable: data is not UTF-8>" in out
+
+    code, out, _ = run_cli(capsys, "queues", "--queue", "ops", "--count-dead")
+    assert code == 0 and re.search(r"dead jobs +5 \(counted", out)
+
+    observer = Observer("ops", settings)
+    observers.append(observer)
+    code, out, _ = run_cli(capsys, "dead", "retry", "ops", "--all")
+    assert code == 0, out
+    assert "retried 5 of 5 dead job(s)" in out
+    republished = {a["job_id"]: (d, a) for d, a in observer.take_messages(expect=5)}
+    assert set(republished) == {normal, "deep", "binary", "params", "full"}
+    assert len(republished["full"][1]) == 99 and "retried_from" not in republished["full"][1]
+    assert republished["deep"][0] == deep_data and republished["binary"][0] == b"\xff\xfe[["
+    params = republished["params"][1]
+    assert {k: params[k] for k in ("ordering_key", "timeout", "topic", "data", "retry")} == {
+        "ordering_key": "k", "timeout": "soon", "topic": "t", "data": "d", "retry": "r"}
+    assert dead.list_dead("ops") == []
+
+    jobs_dead.publish_dead("ops", settings, list(odd.values()))
+    code, out, _ = run_cli(capsys, "dead", "purge", "ops", "--all", "--yes")
+    assert code == 0 and "purged 4 dead job(s)" in out
+    assert dead.list_dead("ops") == []
+
+
+TERMINAL_TRICKS = ("\x1b", "\r", "\x07", "\x9b", "\u202e", "\u2028", "\x00")
+
+
+def test_dead_list_and_show_escape_what_a_message_carries(
+    bootstrap_queues, pubsub_jobs_settings, capsys, monkeypatch
+):
+    """Escape sequences and control characters of a message never reach the terminal raw."""
+    settings = pubsub_jobs_settings
+    bootstrap_queues("ops")
+    job_id = "evil\x1b[2J\rfake\nline"
+    message = jobs_dead.note.using(queue="ops", job_id=job_id).message("\x1b[31mred\u2028")
+    data, attrs = message.encode()
+    attrs = jobs_dead.worker_copy(
+        {**attrs, "job_name": "tests.jobs_dead.note\x1b]0;title\x07", "x\x1bkey": "v\r\x9b"},
+        error="RuntimeError: boom\x1b[2K\u202eevil\x00", reason="max_attempts\x1b[8m",
+    )
+    jobs_dead.publish_dead("ops", settings, [(data, attrs)])
+
+    code, out, _ = run_cli(capsys, "dead", "list", "ops")
+    assert code == 0
+    assert not [c for c in TERMINAL_TRICKS if c in out], out
+    [row] = [line for line in out.splitlines() if line.startswith("evil")]
+    assert row.startswith("evil\\x1b[2J\\rfake\\nline  tests.jobs_dead.note\\x1b]0;title\\x07")
+    assert "max_attempts\\x1b[8m" in row and "boom\\x1b[2K\\u202eevil\\x00" in row
+    assert len(out.splitlines()) == 4  # header, the job, a blank line, the count
+
+    code, out, _ = run_cli(capsys, "dead", "show", "ops", job_id)
+    assert code == 0
+    assert not [c for c in TERMINAL_TRICKS if c in out], out
+    assert "job_id            evil\\x1b[2J\\rfake\\nline\n" in out
+    assert 'args              ["\\u001b[31mred\\u2028"]' in out
+    assert "x\\x1bkey" in out and "v\\r\\x9b" in out
+
+    code, out, _ = run_cli(capsys, "dead", "show", "ops", job_id, "--json")
+    shown = json.loads(out)  # JSON escapes it all, and gives the values back as they are
+    assert shown["job_id"] == job_id and shown["attributes"]["x\x1bkey"] == "v\r\x9b"
+    assert "\x1b" not in out
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("n\n"))
+    code, _, err = run_cli(capsys, "dead", "purge", "ops", "--all")
+    assert code == 1 and "(1 max_attempts\\x1b[8m)?" in err and "\x1b" not in err

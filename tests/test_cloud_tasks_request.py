@@ -35,7 +35,7 @@ from pubsub_jobs.adapters.cloud_tasks import (
     tasks_v2,
 )
 from pubsub_jobs.message import JobMessage, schema, utcnow
-from pubsub_jobs.worker.perform import PREVIOUS_ATTEMPTS
+from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS
 from tests import jobs_delayed
 
 SA = "jobs-scheduler@my-project.iam.gserviceaccount.com"
@@ -171,6 +171,15 @@ def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
     with pytest.raises(EnqueueError, match="after retries"):
         scheduler.schedule(delayed_message())
     assert len(client.calls) == 2
+
+
+def test_timeout_on_every_attempt_says_to_enqueue_again_with_the_same_job_id() -> None:
+    client = FakeCloudTasks([gexc.DeadlineExceeded("deadline exceeded")] * 10)
+    with pytest.raises(EnqueueError, match="not scheduled") as info:
+        CloudTasksScheduler(production(), client=client).schedule(delayed_message())
+    assert "enqueue it again with the same job_id" in str(info.value)
+    assert "not scheduled twice" in str(info.value)
+    assert len(client.calls) == 3  # publish_attempts, the policy the Pub/Sub adapter uses
 
 
 def test_missing_queue_says_how_to_create_it() -> None:

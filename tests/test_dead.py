@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs import dead
-from pubsub_jobs.dead import DeadJob
+from pubsub_jobs.admin import dead
+from pubsub_jobs.admin.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.testing import publish_raw
+from pubsub_jobs.testing import DeadLetter, publish_raw, pull_dead_letters
 from tests import jobs_dead
 from tests.jobs_dead import Observer
 
@@ -119,7 +119,7 @@ def test_each_reason_is_listed_shown_retried_and_purged(
     observer = Observer("crash", settings)
     observers.append(observer)
     with jobs_dead.deployed_fixes():
-        summary = dead.retry("dead", all=True)
+        summary = dead.retry("dead", every=True)
         assert summary.ok and summary.selected == 5 and len(summary.retried) == 5
         crash_summary = dead.retry("crash", [crashed.job_id])
         assert crash_summary.retried == (crashed.job_id,)
@@ -157,10 +157,10 @@ def test_selection_is_required_and_unknown_ids_are_reported(
     with pytest.raises(ConfigurationError, match="say which dead jobs"):
         dead.retry("bulk")
     with pytest.raises(ConfigurationError):
-        dead.purge("bulk", [job_id], all=True)
+        dead.purge("bulk", [job_id], every=True)
     summary = dead.retry("bulk", ["nope"])
     assert summary.not_found == ("nope",) and summary.selected == 0 and not summary.ok
-    assert dead.purge("bulk", all=True, confirm=lambda jobs: False).cancelled
+    assert dead.purge("bulk", every=True, confirm=lambda jobs: False).cancelled
     assert [j.job_id for j in dead.list_dead("bulk")] == [job_id]
     assert dead.purge("bulk", reason="max_attempts").purged == (job_id,)
 
@@ -183,13 +183,13 @@ def test_interrupted_retry_rerun_loses_none_and_doubles_none(
         calls.append((done, total))
         stop.set()  # as Ctrl-C in the command line does: stop after this batch
 
-    first = dead.retry("bulk", all=True, batch_size=25, progress=progress, stop=stop)
+    first = dead.retry("bulk", every=True, batch_size=25, progress=progress, stop=stop)
     assert first.interrupted and calls == [(25, 120)]
     assert len(first.retried) == 25 and first.remaining == 95
     # The rest are released at once, so a rerun sees them without waiting for leases.
     assert len({j.id for j in dead.list_dead("bulk")}) == 95
 
-    rerun = dead.retry("bulk", all=True, batch_size=25)
+    rerun = dead.retry("bulk", every=True, batch_size=25)
     assert rerun.ok and len(rerun.retried) == 95
     assert first.duplicates + rerun.duplicates == 3
 
@@ -222,7 +222,7 @@ def test_keyboard_interrupt_mid_batch_keeps_publish_and_ack_together(
     monkeypatch.setattr(DeadJob, "retry_attributes", interrupting)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt):
-        dead.retry("bulk", all=True, batch_size=5)
+        dead.retry("bulk", every=True, batch_size=5)
     monkeypatch.undo()
 
     done = Counter(a["job_id"] for a in observer.take(expect=5))
@@ -232,7 +232,7 @@ def test_keyboard_interrupt_mid_batch_keeps_publish_and_ack_together(
     assert set(done) | remaining == set(job_ids)
     assert remaining, "the interrupt ended the run early"
 
-    dead.retry("bulk", all=True)
+    dead.retry("bulk", every=True)
     done.update(a["job_id"] for a in observer.take(expect=len(remaining)))
     assert set(done) == set(job_ids) and max(done.values()) == 1
 
@@ -249,3 +249,26 @@ def test_readme_example_runs(bootstrap_queues, pubsub_jobs_settings, capsys):
     out = capsys.readouterr().out
     assert "retried 2, failed 0, left 0" in out
     assert dead.list_dead("default") == []
+
+
+def test_test_helpers_take_the_dead_sets_own_model(bootstrap_queues, pubsub_jobs_settings):
+    """``pull_dead_letters`` (behind the ``dead_letters`` fixture) reads dead messages with the
+    dead set's own reader into the same ``DeadJob``, and removes them."""
+    settings = pubsub_jobs_settings
+    bootstrap_queues("bulk")
+    ids = jobs_dead.dead_copies("bulk", settings, ["a", "b"], duplicate=1)
+    message = jobs_dead.note.using(queue="bulk").message("fwd")
+    data, attrs = message.encode()
+    jobs_dead.publish_dead("bulk", settings, [(data, {
+        **attrs, "CloudPubSubDeadLetterSourceDeliveryCount": "5"})])
+
+    assert DeadLetter is DeadJob
+    taken = pull_dead_letters("bulk", settings, expect=4)
+    assert all(isinstance(t, DeadJob) for t in taken) and len(taken) == 4
+    assert Counter(t.job_id for t in taken) == Counter([ids[0], ids[0], ids[1], message.job_id])
+    by_id = {t.job_id: t for t in taken}
+    assert by_id[ids[1]].reason == "max_attempts" and by_id[ids[1]].json() == {
+        "args": ["b"], "kwargs": {}}
+    assert by_id[message.job_id].reason == dead.DERIVED_REASON
+    assert by_id[message.job_id].dead_lettered_by == "subscription"
+    assert dead.list_dead("bulk") == [] and pull_dead_letters("bulk", settings, timeout=0) == []

@@ -13,8 +13,8 @@ import pytest
 
 from pubsub_jobs import InMemoryAdapter, Settings
 from pubsub_jobs.message import utcnow
-from pubsub_jobs.worker import Action, Reason, Worker
-from pubsub_jobs.worker.perform import PREVIOUS_ATTEMPTS
+from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, Action, Reason
+from pubsub_jobs.worker import Worker
 from tests import jobs_delayed
 from tests.jobs_delayed import QUEUE, runs
 from tests.waiting import wait_for

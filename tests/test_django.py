@@ -22,7 +22,7 @@ import django
 import pytest
 
 from pubsub_jobs import InvalidArguments, Settings
-from pubsub_jobs._clients import subscriber_client
+from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.message import JobMessage
 from pubsub_jobs.registry import default_registry
@@ -132,7 +132,7 @@ def test_constructor_reads_no_environment_and_options_win(monkeypatch, project: 
     pj_settings.reset()
     monkeypatch.setenv("PUBSUB_JOBS_PUBLISH_TIMEOUT", "not a number")
     backend = PubSubBackend("probe", {"OPTIONS": {"prefix": "opt-", "publish_attempts": 2}})
-    with pytest.raises(ValueError, match="publish_timeout"):
+    with pytest.raises(ValueError, match="(?i)publish_timeout"):
         backend.settings  # noqa: B018  (read on first use only)
     monkeypatch.setenv("PUBSUB_JOBS_PUBLISH_TIMEOUT", "7")
     monkeypatch.setenv("PUBSUB_JOBS_PREFIX", "env-")

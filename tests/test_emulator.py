@@ -1,10 +1,12 @@
-"""Tests of pubsub_jobs._emulator: finding, starting and stopping the Pub/Sub emulator, and
+"""Tests of pubsub_jobs.emulator: finding, starting and stopping the Pub/Sub emulator, and
 the fixes for emulator 0.8.20, which loses messages of cancelled streaming pulls and can stop
 redelivering messages of subscriptions with a retry policy."""
 
 from __future__ import annotations
 
+import ast
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,18 +21,22 @@ from pathlib import Path
 import pytest
 from google.cloud import pubsub_v1
 
-from pubsub_jobs import Settings, _emulator
-from pubsub_jobs._clients import publisher_client, subscriber_client
-from pubsub_jobs._emulator import (
-    EmulatorAlreadyRunning,
-    EmulatorError,
+from pubsub_jobs import Settings
+from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
+from pubsub_jobs.emulator import (
     EmulatorProcess,
     find_pubsub_emulator,
+    fixes,
     free_port,
     pubsub_emulator_ready,
     start_pubsub_emulator,
-    stop_detached,
+    stop_detached_pubsub_emulator,
+    stop_detached_tasks_emulator,
 )
+from pubsub_jobs.emulator.classfile import parse_class
+from pubsub_jobs.emulator.process import proc_cmdline
+from pubsub_jobs.emulator.pubsub import pid_file
+from pubsub_jobs.errors import EmulatorAlreadyRunning, EmulatorError
 
 PROJECT = "test-project"
 
@@ -128,12 +134,12 @@ def test_cancelled_streaming_pull_does_not_lose_messages(
 def test_fix_declares_the_missing_method() -> None:
     installation = find_pubsub_emulator()
     assert installation.jar is not None and installation.java is not None
-    if not _emulator._jar_has_fixed_internal_status(installation.jar):
+    if not fixes.jar_has_fixed_internal_status(installation.jar):
         assert installation.needs_fix()  # a jar with the bug is always fixed
-    fix_dir = _emulator._compiled_fix(installation.jar, installation.java)
-    assert _emulator._compiled_fix(installation.jar, installation.java) == fix_dir  # cached
-    methods = _emulator._class_methods((fix_dir / "io/grpc/InternalStatus.class").read_bytes())
-    assert _emulator._MISSING_METHOD in methods
+    fix_dir = fixes.compiled_fix(installation.jar, installation.java)
+    assert fixes.compiled_fix(installation.jar, installation.java) == fix_dir  # cached
+    methods = parse_class((fix_dir / "io/grpc/InternalStatus.class").read_bytes()).methods
+    assert fixes.MISSING_METHOD in methods
     assert (
         b"asRuntimeExceptionWithoutStacktrace",
         b"(Lio/grpc/Status;Lio/grpc/Metadata;)Lio/grpc/StatusRuntimeException;",
@@ -151,12 +157,12 @@ def test_redelivery_fix_compiles_to_one_guarded_class() -> None:
     calls and a catch-all, so the jar check would see it as needing no fix."""
     installation = find_pubsub_emulator()
     assert installation.jar is not None and installation.java is not None
-    fix = _emulator._REDELIVERY_FIX
-    fix_dir = _emulator._compiled_fix(installation.jar, installation.java, fix)
-    assert _emulator._compiled_fix(installation.jar, installation.java, fix) == fix_dir  # cached
+    fix = fixes.REDELIVERY_FIX
+    fix_dir = fixes.compiled_fix(installation.jar, installation.java, fix)
+    assert fixes.compiled_fix(installation.jar, installation.java, fix) == fix_dir  # cached
     assert [p.relative_to(fix_dir) for p in fix_dir.rglob("*") if p.is_file()] == [fix.class_file]
-    parsed = _emulator._parse_class((fix_dir / fix.class_file).read_bytes())
-    assert _emulator._RUNNABLE_CONSTRUCTOR in parsed.methods
+    parsed = parse_class((fix_dir / fix.class_file).read_bytes())
+    assert fixes.RUNNABLE_CONSTRUCTOR in parsed.methods
     assert (b"run", b"()V") in parsed.methods
     assert b"java/lang/Throwable" in parsed.classes
     if fix in installation.fixes_needed():
@@ -187,7 +193,7 @@ def test_delayed_redelivery_survives_leases_expiring_together(tmp_path: Path) ->
         process.stop()
     header, _, output = process.log_path.read_text(errors="replace").partition("\n")
     assert "NullPointerException" not in output
-    if _emulator._REDELIVERY_FIX in find_pubsub_emulator().fixes_needed():
+    if fixes.REDELIVERY_FIX in find_pubsub_emulator().fixes_needed():
         assert "MessageBacklog$ExpireOutstandingMessagesRunnable fix" in header
 
 
@@ -335,11 +341,11 @@ def test_detached_and_stop_detached(tmp_path: Path) -> None:
         assert process.pid_file is not None
         assert process.pid_file.read_text().split()[0] == str(process.pid)
         assert os.getsid(process.pid) == process.pid  # a session of its own
-        assert stop_detached(port)
+        assert stop_detached_pubsub_emulator(port)
         assert not pubsub_emulator_ready(process.host)
-        assert _emulator._proc_cmdline(process.pid) is None
+        assert proc_cmdline(process.pid) is None
         assert not process.pid_file.exists()
-        assert not stop_detached(port)
+        assert not stop_detached_pubsub_emulator(port)
     finally:
         process.stop()
     assert not _pid_alive(process.pid)
@@ -347,19 +353,19 @@ def test_detached_and_stop_detached(tmp_path: Path) -> None:
 
 def test_stop_detached_never_kills_a_stranger() -> None:
     port = free_port()
-    pid_file = _emulator._pid_file(port)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    path = pid_file(port)
+    path.parent.mkdir(parents=True, exist_ok=True)
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        pid_file.write_text(f"{stranger.pid}\n")
-        assert not stop_detached(port)
+        path.write_text(f"{stranger.pid}\n")
+        assert not stop_detached_pubsub_emulator(port)
         time.sleep(0.2)
         assert stranger.poll() is None
-        assert not pid_file.exists()  # stale pid file removed
+        assert not path.exists()  # stale pid file removed
     finally:
         stranger.kill()
         stranger.wait()
-        pid_file.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
 
 def test_jar_named_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -394,6 +400,101 @@ def test_not_ready_in_time_is_stopped(tmp_path: Path) -> None:
     leftovers = [
         cmdline
         for proc in Path("/proc").glob("[0-9]*")
-        if (cmdline := _emulator._proc_cmdline(int(proc.name))) and f"--port={port}" in cmdline
+        if (cmdline := proc_cmdline(int(proc.name))) and f"--port={port}" in cmdline
     ]
     assert leftovers == []
+
+
+def test_a_malformed_class_file_is_an_emulator_error() -> None:
+    """The class-file reader's own errors (struct, index, value) never reach callers."""
+    header = b"\xca\xfe\xba\xbe\x00\x00\x00\x34"
+    with pytest.raises(EmulatorError, match="Cannot parse Bad.class"):
+        parse_class(header + b"\x00\x02\x63", "Bad.class")  # constant pool tag 99
+    with pytest.raises(EmulatorError, match="Cannot parse class file"):
+        parse_class(header + b"\x00")  # truncated
+
+
+def test_the_tasks_server_imports_nothing_of_pubsub_jobs() -> None:
+    """It runs in the Cloud Tasks emulator's virtualenv, which lacks pubsub-jobs."""
+    from pubsub_jobs.emulator.cloud_tasks import SERVER
+
+    names = []
+    for node in ast.walk(ast.parse(SERVER.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
+            names += [arg.value for arg in node.args if isinstance(arg, ast.Constant)]
+    assert "gcloud_tasks_emulator.server" in names
+    assert [n for n in names if n.split(".")[0] == "pubsub_jobs"] == []
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``pubsub-jobs emulator ARGS``, as the user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pubsub_jobs", "emulator", *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _command_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PUBSUB_JOBS_") and k != "GOOGLE_CLOUD_PROJECT"}
+    return {**env, "PYTHONPATH": str(ROOT), **settings}
+
+
+@pytest.mark.emulator
+def test_the_command_starts_detached_emulators_from_the_settings_and_stops_them() -> None:
+    port, tasks_port = free_port(), free_port()
+    ports = ["--port", str(port), "--tasks-port", str(tasks_port)]
+    env = _command_env(GOOGLE_CLOUD_PROJECT="demo-project", PUBSUB_JOBS_CLOUD_TASKS_QUEUE="later")
+    try:
+        started = _command("start", *ports, env=env)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.splitlines() == [
+            f"export PUBSUB_EMULATOR_HOST=127.0.0.1:{port}",
+            f"export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:{tasks_port}",
+            "export PUBSUB_JOBS_CLOUD_TASKS_LOCATION=us-central1",
+        ]
+        assert "queue projects/demo-project/locations/us-central1/queues/later" in started.stderr
+        assert pubsub_emulator_ready(f"127.0.0.1:{port}")
+        pid = int(pid_file(port).read_text().split()[0])
+        stopped = _command("stop", *ports, env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.splitlines() == ["stopped", "stopped the Cloud Tasks emulator"]
+        assert proc_cmdline(pid) is None
+        assert not pid_file(port).exists()
+        again = _command("stop", *ports, env=env)
+        assert f"no emulator of ours is running on port {port}" in again.stdout
+    finally:
+        stop_detached_tasks_emulator(tasks_port)
+        stop_detached_pubsub_emulator(port)
+
+
+@pytest.mark.emulator
+def test_the_command_in_the_foreground_stops_its_emulator_on_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pubsub_jobs", "emulator", "start", "--foreground",
+         "--no-cloud-tasks", "--port", str(port)],
+        env=_command_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"export PUBSUB_EMULATOR_HOST=127.0.0.1:{port}\n"
+        assert pubsub_emulator_ready(f"127.0.0.1:{port}")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM: stopping the emulators" in stderr
+    pid = int(stderr.split("(pid ", 1)[1].split(",", 1)[0])
+    assert proc_cmdline(pid) is None
+    assert not pubsub_emulator_ready(f"127.0.0.1:{port}", timeout=0.5)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
-from pubsub_jobs import BulkEnqueueError, PubSubAdapter, TopicNotFound, enqueue_many
-from pubsub_jobs._clients import subscriber_client
+from pubsub_jobs import (
+    BulkEnqueueError,
+    EnqueueError,
+    PubSubAdapter,
+    Settings,
+    TopicNotFound,
+    enqueue_many,
+)
+from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.message import JobMessage
 from tests import jobs_core
 
@@ -55,3 +65,25 @@ def test_adapter_client_is_created_once_and_shared(pubsub_jobs_settings, bootstr
     jobs_core.add.using(adapter=adapter).enqueue(2, 2)
     assert adapter.publisher is client
     adapter.close()
+
+
+def test_enqueue_during_an_outage_fails_within_seconds_saying_what_to_do() -> None:
+    with socket.socket() as sock:  # a port nothing answers on: Pub/Sub is down
+        sock.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{sock.getsockname()[1]}"
+    adapter = PubSubAdapter(Settings(project_id="p", pubsub_emulator_host=host), middleware=[])
+    try:
+        started = time.monotonic()
+        with pytest.raises(EnqueueError) as info:
+            jobs_core.add.using(adapter=adapter).enqueue(1, 2)
+        assert time.monotonic() - started < 15
+        text = str(info.value)
+        assert "after retries" in text and "not enqueued" in text and "same job_id" in text
+        messages = [jobs_core.add.message(i, i) for i in range(3)]
+        with pytest.raises(BulkEnqueueError) as bulk:
+            adapter.publish_many(messages)
+        assert bulk.value.enqueued == []
+        assert [m.job_id for m, _ in bulk.value.failed] == [m.job_id for m in messages]
+    finally:
+        adapter.close()
+

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs._emulator import free_port
+from pubsub_jobs.emulator import free_port
 from pubsub_jobs.worker import QueueSpec, Worker
 from tests import jobs_core
 from tests.test_cli import ROOT, cli_env

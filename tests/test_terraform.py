@@ -26,10 +26,10 @@ import pytest
 from google.api_core.exceptions import NotFound
 
 from pubsub_jobs import cli
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
+from pubsub_jobs.admin.terraform_vars import DEFAULT_TFVARS_PATH, queue_variables, terraform_vars
+from pubsub_jobs.admin.topology import DEAD_LETTER_ACK_DEADLINE, BootstrapReport
 from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
-from pubsub_jobs.terraform import DEFAULT_TFVARS_PATH, queue_variables, terraform_vars
-from pubsub_jobs.topology import DEAD_LETTER_ACK_DEADLINE, BootstrapReport
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "terraform"
@@ -281,7 +281,7 @@ def module_variables() -> dict[str, dict[str, Any]]:
 
 
 def test_cloud_tasks_queue_is_the_one_bootstrap_creates() -> None:
-    from pubsub_jobs.topology import cloud_tasks_queue_spec
+    from pubsub_jobs.admin.topology import cloud_tasks_queue_spec
 
     settings = Settings(project_id="p", cloud_tasks_location="europe-west1")
     wanted = cloud_tasks_queue_spec(settings)

@@ -15,7 +15,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from pubsub_jobs import Settings, enqueue_many
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
 from pubsub_jobs.message import format_time
 from pubsub_jobs.testing import publish_raw
 from pubsub_jobs.worker import QueueSpec, Worker
@@ -204,7 +204,7 @@ def test_stop_finishes_running_job_and_loses_none(core, ran):
     """A stop lets the running job finish and acks it; jobs not started run later, once.
 
     Messages the client had read but not started are nacked at once; those the emulator had
-    pushed beyond flow control come back when their stream lease (10 s) runs out.
+    pushed beyond flow control come back when their lease (``lease_seconds``, 60 s) runs out.
     """
     jobs_core.slow.enqueue(1.5)
     worker = Worker([QueueSpec("core", concurrency=1)], settings=core, shutdown_timeout=30)
@@ -221,7 +221,7 @@ def test_stop_finishes_running_job_and_loses_none(core, ran):
     assert ("slow-end", 1.5) in ran
     assert names(ran)["add"] == 0  # concurrency 1: none started while slow ran
     second = Worker([QueueSpec("core", concurrency=5)], settings=core)
-    _run_until(second, lambda: names(ran)["add"] == 5)
+    _run_until(second, lambda: names(ran)["add"] == 5, timeout=90)
     time.sleep(0.5)
     counts = names(ran)
     assert counts["add"] == 5

@@ -11,7 +11,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pubsub_jobs.adapters.base import Adapter, EnqueuedJob
+from pubsub_jobs import job as _job
+from pubsub_jobs import settings as _settings
+from pubsub_jobs.adapters.base import Adapter
+from pubsub_jobs.message import EnqueuedJob
 
 __all__ = ["Adapter", "EnqueuedJob", "get_adapter", "set_adapter", "use_adapter"]
 
@@ -28,7 +31,7 @@ def get_adapter() -> Adapter:
         return adapter
     with _lock:
         if _default is None:
-            from pubsub_jobs.adapters.pubsub import PubSubAdapter
+            from pubsub_jobs.adapters.pubsub import PubSubAdapter  # heavy: on first use
 
             _default = PubSubAdapter()
         return _default
@@ -62,3 +65,7 @@ def _reset_default_adapter() -> None:
         if not _explicit and _default is not None:
             _default.close()
             _default = None
+
+
+_job.set_default_adapter_provider(get_adapter)
+_settings.on_configure(_reset_default_adapter)

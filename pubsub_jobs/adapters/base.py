@@ -4,24 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import ClassVar
 
 from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
-from pubsub_jobs.message import JobMessage, utcnow
+from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EnqueuedJob:
-    """What ``enqueue`` returns: the job's id, and where and when it will run."""
-
-    job_id: str
-    job_name: str
-    queue: str
-    message_id: str | None = None
-    scheduled_at: datetime | None = None
 
 
 class Adapter(ABC):

@@ -14,7 +14,9 @@ No endpoint of the application is involved. Against the emulators the URL is
 The task name derives from the job id (a hash first, as Cloud Tasks recommends, then the id
 itself for people reading the queue), so an ``enqueue`` retried after a timeout meets
 ``AlreadyExists`` instead of scheduling the job twice. A long-wait retry (see
-:class:`~pubsub_jobs.errors.Retry`) has its own name per attempt.
+:class:`~pubsub_jobs.errors.Retry`) has its own name per delivery it continues (the
+``rescheduled_from`` message id), so a job retried from the dead set never meets the name
+of an earlier schedule.
 """
 
 from __future__ import annotations
@@ -32,26 +34,13 @@ from typing import Any
 
 import grpc
 from google.api_core import exceptions as gexc
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from pubsub_jobs.adapters.base import EnqueuedJob, result_for
-from pubsub_jobs.errors import (
-    ConfigurationError,
-    EnqueueError,
-    MessageTooLarge,
-    ScheduleTooFar,
-    describe,
-    is_transient,
-)
-from pubsub_jobs.message import JobMessage, format_time, utcnow
+from pubsub_jobs.adapters import _retry
+from pubsub_jobs.adapters.base import result_for
+from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, ScheduleTooFar
+from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
+from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM
 from pubsub_jobs.settings import Settings
-from pubsub_jobs.worker.perform import PREVIOUS_ATTEMPTS
 
 log = logging.getLogger("pubsub_jobs.adapters.cloud_tasks")
 
@@ -139,13 +128,16 @@ def _target(settings: Settings) -> _Target:
 
 
 def task_id(topic_path: str, message: JobMessage) -> str:
-    """The task id of a delayed job: a hash of topic, job id and attempt, then the job id.
+    """The task id of a delayed job: a hash of topic, job id, attempt and the delivery it
+    continues, then the job id.
 
-    The same job scheduled again (an enqueue retried after a timeout) gets the same id; a
-    long-wait retry of it (attribute ``previous_attempts``) gets a new one per attempt.
+    The same job scheduled again (an enqueue retried after a timeout, a redelivered message
+    rescheduled again) gets the same id; a long-wait retry (attributes ``previous_attempts``
+    and ``rescheduled_from``) gets a new one per delivery, never an earlier schedule's.
     """
     attempt = message.attributes.get(PREVIOUS_ATTEMPTS, "")
-    key = "\0".join((topic_path, message.job_id, attempt)).encode()
+    origin = message.attributes.get(RESCHEDULED_FROM, "")
+    key = "\0".join((topic_path, message.job_id, attempt, origin)).encode()
     digest = hashlib.sha256(key).hexdigest()[:16]
     readable = _TASK_ID_UNSAFE.sub("_", message.job_id)
     suffix = f"-r{attempt}" if attempt else ""
@@ -225,19 +217,28 @@ class CloudTasksScheduler:
         return task
 
     def schedule(self, message: JobMessage) -> EnqueuedJob:
-        """Create the task; an existing task of the same name counts as success."""
+        """Create the task under the adapters' retry policy; an existing task of the same
+        name (an earlier attempt that did succeed) counts as success."""
         task = self.build_task(message)
-        timeout = self.settings.publish_timeout
+        settings = self.settings
 
         def create() -> None:
-            self.client.create_task(parent=self.queue_path, task=task, timeout=timeout)
+            self.client.create_task(
+                parent=self.queue_path, task=task, timeout=settings.publish_timeout
+            )
 
         try:
-            self._retrying()(create)
+            _retry.call(create, attempts=settings.publish_attempts,
+                        what=f"create_task in {self.queue_path}")
         except gexc.AlreadyExists:
             log.info("job %s is already scheduled as %s", message.job_id, task.name)
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise _retry.enqueue_error(
+                exc,
+                _retry.cloud_tasks_queue(self.queue_path),
+                attempts=settings.publish_attempts,
+                timeout=settings.publish_timeout,
+            ) from exc
         return result_for(message, None)
 
     def close(self) -> None:
@@ -245,38 +246,3 @@ class CloudTasksScheduler:
             client, self._client = self._client, None
         if client is not None:
             client.transport.close()
-
-    def _retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.settings.publish_attempts),
-            wait=wait_random_exponential(multiplier=0.25, max=10),
-            reraise=True,
-            before_sleep=_log_retry,
-        )
-
-    def _error(self, exc: BaseException) -> EnqueueError:
-        queue = self.queue_path
-        if isinstance(exc, gexc.NotFound | gexc.FailedPrecondition):
-            return EnqueueError(
-                f"Cloud Tasks queue {queue} does not exist ({describe(exc)}), so the job was "
-                "not scheduled: create it with `pubsub-jobs bootstrap --queue ...` while "
-                "PUBSUB_JOBS_CLOUD_TASKS_LOCATION is set (or Terraform), or check "
-                "PUBSUB_JOBS_CLOUD_TASKS_LOCATION and PUBSUB_JOBS_CLOUD_TASKS_QUEUE"
-            )
-        if isinstance(exc, gexc.PermissionDenied):
-            return EnqueueError(
-                f"permission denied creating a task in {queue} ({describe(exc)}): grant the "
-                "application's identity roles/cloudtasks.enqueuer on the queue and "
-                "roles/iam.serviceAccountUser on PUBSUB_JOBS_CLOUD_TASKS_SERVICE_ACCOUNT. "
-                "The job was not scheduled."
-            )
-        return EnqueueError(
-            f"scheduling in Cloud Tasks queue {queue} failed ({describe(exc)}); the job was "
-            "not scheduled" + (", after retries" if is_transient(exc) else "")
-        )
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning("create_task attempt %d failed (%s); retrying", state.attempt_number, exc)

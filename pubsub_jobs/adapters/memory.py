@@ -1,7 +1,7 @@
 """Adapters for tests that need no emulator: in-memory queues, or running jobs at once.
 
 Both encode every job to the wire format and decode it back before running it, with the
-same :class:`~pubsub_jobs.worker.perform.Performer` as the worker, so a test sees the same
+same :class:`~pubsub_jobs.perform.Performer` as the worker, so a test sees the same
 validation, retries and dead-lettering as production.
 """
 
@@ -10,21 +10,16 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from pubsub_jobs.adapters.base import Adapter, EnqueuedJob, result_for
-from pubsub_jobs.errors import JobError
-from pubsub_jobs.message import JobMessage, utcnow
+from pubsub_jobs.adapters.base import Adapter, result_for
+from pubsub_jobs.errors import JobFailed
+from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
+from pubsub_jobs.outcome import Action, Outcome, dead_letter_attributes, rescheduled
+from pubsub_jobs.perform import Performer
 from pubsub_jobs.registry import Registry
 from pubsub_jobs.settings import Settings
-from pubsub_jobs.worker.perform import (
-    Action,
-    Outcome,
-    Performer,
-    dead_letter_attributes,
-    rescheduled,
-)
 
 
 @dataclass
@@ -150,7 +145,8 @@ class InMemoryAdapter(Adapter):
                     self.queues[name].append(stored)
             elif outcome.action is Action.RESCHEDULE:
                 summary.retried += 1
-                self.schedule(rescheduled(stored.job, outcome))
+                self.schedule(rescheduled(replace(stored.job, queue=name), outcome,
+                                          stored.message_id))
             else:
                 summary.dead_lettered += 1
                 attributes = dead_letter_attributes(
@@ -188,14 +184,6 @@ class InMemoryAdapter(Adapter):
         if self._performer is not None:
             self._performer.close()
             self._performer = None
-
-
-class JobFailed(JobError):
-    """An immediately performed job did not succeed; ``outcome`` says how."""
-
-    def __init__(self, message: str, outcome: Outcome) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 class ImmediateAdapter(Adapter):

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.publisher.exceptions import PublishError
 from google.pubsub_v1 import PublisherClient as GapicPublisherClient
 from google.pubsub_v1.types import PublishRequest, PubsubMessage
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
-from pubsub_jobs._clients import publisher_client
-from pubsub_jobs.adapters.base import Adapter, EnqueuedJob, result_for
-from pubsub_jobs.errors import (
-    BulkEnqueueError,
-    EnqueueError,
-    TopicNotFound,
-    describe,
-    is_transient,
-)
-from pubsub_jobs.message import JobMessage
+from pubsub_jobs.adapters import _retry
+from pubsub_jobs.adapters.base import Adapter, result_for
+from pubsub_jobs.adapters.clients import publisher_client
+from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
+from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.settings import Settings, get_settings
 
@@ -39,8 +25,6 @@ from pubsub_jobs.settings import Settings, get_settings
 DEFAULT_BATCH = pubsub_v1.types.BatchSettings(
     max_messages=1000, max_bytes=9 * 1000 * 1000, max_latency=0.005
 )
-
-log = logging.getLogger("pubsub_jobs.adapters")
 
 #: Publish requests of one bulk enqueue in flight at once.
 BULK_REQUESTS_IN_FLIGHT = 4
@@ -56,8 +40,9 @@ class PubSubAdapter(Adapter):
     """Publishes each job to its queue's topic and waits for Pub/Sub's confirmation.
 
     The publisher client is created on first use and shared by every thread. Transient API
-    errors are retried (bounded, exponential, with jitter); a missing topic or a permission
-    error fails at once with a message that says what to do.
+    errors are retried under the adapters' one policy (``adapters/_retry.py``: bounded,
+    exponential, with jitter); a missing topic or a permission error fails at once with a
+    message that says what to do.
     """
 
     supports_bulk = True
@@ -134,7 +119,8 @@ class PubSubAdapter(Adapter):
         once instead of after the batch timer, and a bulk enqueue skips the per-message
         bookkeeping that costs more than the request (see ``bench/``). One attempt, bounded
         by ``publish_timeout``: :meth:`publish` and :meth:`publish_many` retry transient
-        errors themselves (``publish_attempts``), so no retry runs on after they gave up.
+        errors under the adapters' policy (``publish_attempts``), so no retry runs on after
+        they gave up.
         """
         request = PublishRequest.wrap(_PublishRequestPb(topic=topic_path, messages=messages))
         response = GapicPublisherClient.publish(  # retried by our callers, not inside
@@ -149,22 +135,12 @@ class PubSubAdapter(Adapter):
         data, attributes = message.encode()
         topic = self.topic_path(message.queue)
         pb = _PubsubMessagePb(data=data, attributes=attributes)
-        try:  # the first attempt without retry bookkeeping: it is the common case
-            return result_for(message, self.publish_request(topic, [pb])[0])
-        except Exception as exc:
-            if self.settings.publish_attempts < 2 or not is_transient(exc):
-                raise self._enqueue_error(exc, topic, message.queue) from exc
-            log.warning("publish attempt 1 failed (%s); retrying", exc)
-        # Further attempts: exponential backoff with full jitter (0.25 s doubling, at most 10 s).
-        retrying = Retrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.settings.publish_attempts - 1),
-            wait=wait_random_exponential(multiplier=0.25, max=10),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
-        try:
-            message_id = retrying(lambda: self.publish_request(topic, [pb])[0])
+        try:  # the first attempt pays no retry bookkeeping (see _retry.call)
+            message_id = _retry.call(
+                lambda: self.publish_request(topic, [pb])[0],
+                attempts=self.settings.publish_attempts,
+                what=f"publish to {topic}",
+            )
         except Exception as exc:
             raise self._enqueue_error(exc, topic, message.queue) from exc
         return result_for(message, message_id)
@@ -172,30 +148,44 @@ class PubSubAdapter(Adapter):
     def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """Publish in batches; return when every message is confirmed.
 
-        Failed messages are published again while their errors are transient; those that
-        still fail are reported together in a :class:`BulkEnqueueError`.
+        Each round under the adapters' retry policy sends again only the messages whose
+        request failed transiently; a terminal error (a missing topic) fails its messages at
+        once. Those that still fail are reported together in a :class:`BulkEnqueueError`.
         """
         pending: list[_Item] = []
         for m in messages:  # every message is encoded (and checked) before any is sent
             pending.append((m, self.topic_path(m.queue), *m.encode()))
         done: dict[str, EnqueuedJob] = {}
-        failures: list[tuple[JobMessage, BaseException]] = []
-        for attempt in range(1, self.settings.publish_attempts + 1):
-            retry: list[_Item] = []
-            failures = []
+        errors: dict[str, BaseException] = {}  # job id: the error its last request met
+        raised: BaseException | None = None
+
+        def send_round() -> None:
+            nonlocal pending, raised
+            again: list[_Item] = []
+            transient: BaseException | None = None
             for batch, outcome in self._send_batches(pending):
                 if isinstance(outcome, BaseException):
-                    failures += [(item[0], outcome) for item in batch]
+                    for item in batch:
+                        errors[item[0].job_id] = outcome
                     if is_transient(outcome):
-                        retry += batch
+                        again += batch
+                        transient = transient or outcome
                     continue
                 for item, message_id in zip(batch, outcome, strict=True):
                     done[item[0].job_id] = result_for(item[0], message_id)
-            if not retry or len(retry) < len(failures):
-                break
-            pending = retry
-            if attempt < self.settings.publish_attempts:
-                threading.Event().wait(min(10.0, 0.25 * 2**attempt))
+                    errors.pop(item[0].job_id, None)
+            pending = again
+            if transient is not None:
+                raised = transient
+                raise transient  # the policy decides whether the rest is sent again
+
+        try:
+            _retry.call(send_round, attempts=self.settings.publish_attempts,
+                        what=f"bulk publish of {len(messages)} jobs")
+        except Exception as exc:
+            if exc is not raised:  # not a request's error (those are in ``errors``): a bug
+                raise
+        failures = [(m, errors[m.job_id]) for m in messages if m.job_id in errors]
         if failures:
             first_msg, first_exc = failures[0]
             error = self._enqueue_error(
@@ -284,29 +274,9 @@ class PubSubAdapter(Adapter):
             scheduler.close()
 
     def _enqueue_error(self, exc: BaseException, topic: str, queue: str) -> EnqueueError:
-        if isinstance(exc, gexc.NotFound):
-            return TopicNotFound(
-                f"topic {topic} does not exist, so the job was not enqueued: create it with "
-                f"`pubsub-jobs bootstrap --queue {queue}` (or Terraform), or check "
-                "PUBSUB_JOBS_PROJECT_ID and PUBSUB_JOBS_PREFIX"
-            )
-        if isinstance(exc, gexc.PermissionDenied):
-            return EnqueueError(
-                f"permission denied publishing to {topic}: grant the application's service "
-                "account roles/pubsub.publisher on the topic. The job was not enqueued."
-            )
-        if isinstance(exc, TimeoutError | gexc.DeadlineExceeded):
-            return EnqueueError(
-                f"Pub/Sub did not confirm the publish to {topic} within "
-                f"{self.settings.publish_timeout:g} s; treat the job as not enqueued and try "
-                "again (a job_id given with using(job_id=...) keeps the retry recognisable)"
-            )
-        return EnqueueError(
-            f"publishing to {topic} failed ({describe(exc)}); the job was not enqueued"
-            + (", after retries" if is_transient(exc) else "")
+        return _retry.enqueue_error(
+            exc,
+            _retry.pubsub_topic(topic, queue),
+            attempts=self.settings.publish_attempts,
+            timeout=self.settings.publish_timeout,
         )
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning("publish attempt %d failed (%s); retrying", state.attempt_number + 1, exc)

@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING
 from pubsub_jobs.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import EnqueuedJob
     from pubsub_jobs.context import JobContext
-    from pubsub_jobs.message import JobMessage
+    from pubsub_jobs.message import EnqueuedJob, JobMessage
+    from pubsub_jobs.outcome import Outcome
     from pubsub_jobs.settings import Settings
-    from pubsub_jobs.worker.perform import Outcome
 
 __all__ = ["BUILTIN", "Middleware", "MiddlewareChain", "import_middleware", "load_middleware"]
 

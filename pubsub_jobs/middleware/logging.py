@@ -2,7 +2,7 @@
 
 :class:`StructuredLogging` logs every performed job once, on the ``pubsub_jobs.jobs`` logger,
 with the fields ``job_id``, ``job_name``, ``queue``, ``attempt``, ``duration`` (seconds) and
-``outcome`` (a :class:`~pubsub_jobs.worker.perform.Reason` value such as ``succeeded``,
+``outcome`` (a :class:`~pubsub_jobs.perform.Reason` value such as ``succeeded``,
 ``retry`` or ``max_attempts``) as ``extra``, so any formatter or handler can use them.
 :class:`JsonFormatter` writes each record as one JSON line that Cloud Logging (Cloud Run,
 GKE) reads as a structured entry: ``severity``, ``message``, ``time``, the extra fields,
@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from pubsub_jobs.context import _current
 from pubsub_jobs.errors import describe
 from pubsub_jobs.middleware import Middleware
-from pubsub_jobs.worker.perform import Action, job_fields
+from pubsub_jobs.outcome import Action, job_fields
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import EnqueuedJob
     from pubsub_jobs.context import JobContext
-    from pubsub_jobs.message import JobMessage
-    from pubsub_jobs.worker.perform import Outcome
+    from pubsub_jobs.message import EnqueuedJob, JobMessage
+    from pubsub_jobs.outcome import Outcome
 
 __all__ = ["JsonFormatter", "StructuredLogging", "job_fields"]
 
@@ -111,6 +110,28 @@ def severity(levelno: int) -> str:
         if levelno >= number:
             return name
     return "DEFAULT"
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text, one line per record: control characters in the message (a newline in a
+    job id a message carried, an escape sequence) are written escaped, so nothing a message
+    says can forge a log line or reach the operator's terminal raw. Tracebacks stay
+    multi-line, as Python writes them."""
+
+    def __init__(self, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
+        super().__init__(fmt)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's API
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
+
+
+def escape_control(text: str) -> str:
+    """``text`` with control characters (newlines, escape sequences, ...) written as
+    Python escapes, and nothing else changed."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class JsonFormatter(logging.Formatter):

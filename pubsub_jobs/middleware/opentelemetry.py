@@ -18,6 +18,7 @@ any other instrumentation; without an SDK every span is a no-op.
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -39,10 +40,9 @@ from pubsub_jobs.errors import describe
 from pubsub_jobs.middleware import Middleware
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import EnqueuedJob
     from pubsub_jobs.context import JobContext
-    from pubsub_jobs.message import JobMessage
-    from pubsub_jobs.worker.perform import Outcome
+    from pubsub_jobs.message import EnqueuedJob, JobMessage
+    from pubsub_jobs.outcome import Outcome
 
 __all__ = ["MESSAGING_SYSTEM", "OpenTelemetry"]
 
@@ -73,9 +73,7 @@ class OpenTelemetry(Middleware):
         tracer_provider: trace.TracerProvider | None = None,
         propagator: TextMapPropagator | None = None,
     ) -> None:
-        from pubsub_jobs import __version__
-
-        self.tracer = trace.get_tracer("pubsub_jobs", __version__, tracer_provider)
+        self.tracer = trace.get_tracer("pubsub_jobs", _version(), tracer_provider)
         self.propagator = propagator or TraceContextTextMapPropagator()
         self._lock = threading.Lock()
         self._producing: dict[str, list[Span]] = {}
@@ -181,3 +179,11 @@ def _finish(span: Span, outcome: Outcome) -> None:
     if outcome.failed and outcome.error is not None:
         span.set_status(Status(StatusCode.ERROR, describe(outcome.error)))
     span.end()
+
+
+def _version() -> str | None:
+    """The installed distribution's version, for the tracer (None when not installed)."""
+    try:
+        return importlib.metadata.version("pubsub-jobs")
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -12,7 +12,7 @@ metric                                      labels
 ``pubsub_jobs_jobs_in_flight``              queue (gauge)
 =========================================== ====================================
 
-``outcome`` and ``reason`` are :class:`~pubsub_jobs.worker.perform.Reason` values. Every
+``outcome`` and ``reason`` are :class:`~pubsub_jobs.perform.Reason` values. Every
 message counts, including those rejected before a job could run (``invalid_message``,
 ``unknown_job``, ``invalid_arguments``); their ``job_name`` label is empty, because a name
 taken from an unchecked message would let anyone who can publish create label values.
@@ -38,13 +38,12 @@ except ImportError as exc:
     ) from exc
 
 from pubsub_jobs.middleware import Middleware
-from pubsub_jobs.worker.perform import Action
+from pubsub_jobs.outcome import Action
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.base import EnqueuedJob
     from pubsub_jobs.context import JobContext
-    from pubsub_jobs.message import JobMessage
-    from pubsub_jobs.worker.perform import Outcome
+    from pubsub_jobs.message import EnqueuedJob, JobMessage
+    from pubsub_jobs.outcome import Outcome
 
 __all__ = ["DURATION_BUCKETS", "PrometheusMetrics"]
 

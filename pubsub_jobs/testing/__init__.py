@@ -2,9 +2,11 @@
 
 Fixtures (see :mod:`pubsub_jobs.testing.plugin`): ``pubsub_emulator``,
 ``pubsub_jobs_settings``, ``bootstrap_queues``, ``drain_queues``, ``dead_letters``,
-``memory_adapter`` and ``immediate_adapter``.
+``memory_adapter`` and ``immediate_adapter``. Dead-lettered messages are the dead set's own
+:class:`~pubsub_jobs.admin.dead_job.DeadJob` (``DeadLetter`` is the same class).
 """
 
+from pubsub_jobs.admin.dead_job import DeadJob
 from pubsub_jobs.testing.helpers import DeadLetter, drain, publish_raw, pull_dead_letters
 
-__all__ = ["DeadLetter", "drain", "publish_raw", "pull_dead_letters"]
+__all__ = ["DeadJob", "DeadLetter", "drain", "publish_raw", "pull_dead_letters"]

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from pubsub_jobs._clients import publisher_client, subscriber_client
+from pubsub_jobs.adapters.clients import publisher_client
+from pubsub_jobs.admin.dead_job import DeadJob, sort_dead
+from pubsub_jobs.admin.dead_set import DeadSet
 from pubsub_jobs.settings import Settings, get_settings
-from pubsub_jobs.worker.runner import QueueSpec, Worker
+from pubsub_jobs.worker import QueueSpec, Worker
 
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message taken from a queue's dead-letter subscription."""
-
-    data: bytes
-    attributes: dict[str, str]
-
-    @property
-    def reason(self) -> str | None:
-        return self.attributes.get("dead_letter_reason")
-
-    @property
-    def job_id(self) -> str | None:
-        return self.attributes.get("job_id")
-
-    def json(self) -> Any:
-        return json.loads(self.data)
+#: The model of a dead-lettered message, under the name these helpers gave it first: the dead
+#: set's own :class:`~pubsub_jobs.admin.dead_job.DeadJob` (``reason``, ``job_id``,
+#: ``attributes``, ``data``, ``json()``, ...).
+DeadLetter = DeadJob
 
 
 def drain(
@@ -72,34 +58,21 @@ def pull_dead_letters(
     *,
     expect: int = 0,
     timeout: float = 15.0,
-) -> list[DeadLetter]:
-    """Take (pull and ack) the messages in a queue's dead-letter subscription.
+) -> list[DeadJob]:
+    """Take (pull and ack) the messages in a queue's dead-letter subscription, oldest first.
 
     Waits up to ``timeout`` for at least ``expect`` of them (the subscription's own
-    dead-letter policy forwards messages asynchronously).
+    dead-letter policy forwards messages asynchronously). Messages Pub/Sub forwarded itself
+    have the derived reason ``delivery_limit`` (see :class:`DeadJob`).
     """
-    settings = settings or get_settings()
-    path = settings.dead_letter_subscription_path(queue)
-    subscriber = subscriber_client(settings)
-    found: list[DeadLetter] = []
+    found: list[DeadJob] = []
     deadline = time.monotonic() + timeout
-    try:
+    with DeadSet(queue, settings or get_settings()) as dead:
         while True:
-            response = subscriber.pull(
-                subscription=path, max_messages=100, return_immediately=True
-            )
-            received = list(response.received_messages)
-            if received:
-                subscriber.acknowledge(subscription=path,
-                                       ack_ids=[r.ack_id for r in received])
-                found += [DeadLetter(r.message.data, dict(r.message.attributes))
-                          for r in received]
-                continue
+            found += dead.take()
             if len(found) >= expect or time.monotonic() > deadline:
-                return found
+                return sort_dead(found)
             time.sleep(0.2)
-    finally:
-        subscriber.close()
 
 
 def publish_raw(

@@ -18,13 +18,14 @@ import pytest
 
 from pubsub_jobs.adapters import use_adapter
 from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
+from pubsub_jobs.admin.dead_job import DeadJob
+from pubsub_jobs.admin.topology import BootstrapReport, bootstrap, delete_topology
 from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
-from pubsub_jobs.testing.helpers import DeadLetter, drain, pull_dead_letters
-from pubsub_jobs.topology import BootstrapReport, bootstrap, delete_topology
-from pubsub_jobs.worker.runner import QueueSpec, Worker
+from pubsub_jobs.testing.helpers import drain, pull_dead_letters
+from pubsub_jobs.worker import QueueSpec, Worker
 
 if TYPE_CHECKING:
-    from pubsub_jobs._emulator import EmulatorProcess
+    from pubsub_jobs.emulator import EmulatorProcess
 
 #: Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff).
 FAST_QUEUES = QueueOptions(
@@ -35,15 +36,15 @@ FAST_QUEUES = QueueOptions(
 @pytest.fixture(scope="session")
 def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a ready Pub/Sub emulator; ``PUBSUB_EMULATOR_HOST`` is set to it."""
-    from pubsub_jobs import _emulator
+    from pubsub_jobs import emulator
 
     yield from _session_emulator(
         tmp_path_factory,
         "pubsub-emulator",
         env_var="PUBSUB_EMULATOR_HOST",
         label="Pub/Sub emulator",
-        ready=_emulator.pubsub_emulator_ready,
-        start=_emulator.start_pubsub_emulator,
+        ready=emulator.pubsub_emulator_ready,
+        start=emulator.start_pubsub_emulator,
     )
 
 
@@ -70,15 +71,15 @@ def cloud_tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     Reuses ``CLOUD_TASKS_EMULATOR_HOST`` when an emulator answers there, else starts one (the
     first time ever, after creating its private virtualenv from PyPI).
     """
-    from pubsub_jobs import _tasks_emulator
+    from pubsub_jobs import emulator
 
     yield from _session_emulator(
         tmp_path_factory,
         "tasks-emulator",
         env_var="CLOUD_TASKS_EMULATOR_HOST",
         label="Cloud Tasks emulator",
-        ready=lambda host: _tasks_emulator.tasks_emulator_ready(host, timeout=5.0),
-        start=_tasks_emulator.start_tasks_emulator,
+        ready=lambda host: emulator.tasks_emulator_ready(host, timeout=5.0),
+        start=emulator.start_tasks_emulator,
     )
 
 
@@ -93,7 +94,8 @@ def _session_emulator(
 ) -> Iterator[str]:
     """Yield the host of the emulator ``env_var`` names (failing if none answers there), else
     start one on a free port, set ``env_var`` to it, and stop it afterwards."""
-    from pubsub_jobs._emulator import EmulatorError, free_port
+    from pubsub_jobs.emulator import free_port
+    from pubsub_jobs.errors import EmulatorError
 
     host = os.environ.get(env_var)
     if host:
@@ -125,7 +127,7 @@ def delayed_jobs_settings(
     """``pubsub_jobs_settings`` plus Cloud Tasks on its emulator (location ``us-central1``),
     with the delayed-jobs queue created: ``using(delay=...)`` and long-wait retries work.
     Pass it on (``bootstrap_queues(..., settings=...)``, ``drain_queues(..., settings=...)``)."""
-    from pubsub_jobs.topology import ensure_cloud_tasks_queue
+    from pubsub_jobs.admin.topology import ensure_cloud_tasks_queue
 
     settings = configure(
         **{
@@ -164,10 +166,11 @@ def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
 
 
 @pytest.fixture
-def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadLetter]]:
-    """``dead_letters("default", expect=1)`` takes the queue's dead-lettered messages."""
+def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]:
+    """``dead_letters("default", expect=1)`` takes the queue's dead-lettered messages, as the
+    dead set's :class:`~pubsub_jobs.admin.dead_job.DeadJob` (see ``pull_dead_letters``)."""
 
-    def take(queue: str, **options: Any) -> list[DeadLetter]:
+    def take(queue: str, **options: Any) -> list[DeadJob]:
         return pull_dead_letters(queue, pubsub_jobs_settings, **options)
 
     return take

@@ -1,9 +1,7 @@
 """The worker's HTTP port: ``/healthz``, ``/status`` (JSON) and ``/metrics`` (Prometheus).
 
-A worker is *stuck* when a stream has failed, when a job has run longer than
-``stuck_after`` seconds, or when messages keep arriving but no job has succeeded (been acked)
-for ``stuck_after`` seconds (every job failing points at a broken dependency). ``/healthz``
-answers 503 then, so an orchestrator restarts it; ``/status`` always answers 200.
+What "stuck" means is in :mod:`pubsub_jobs.worker.health`. ``/healthz`` answers 503 when
+stuck, so an orchestrator restarts the worker; ``/status`` always answers 200.
 
 With ``--processes N`` the supervisor serves the port and aggregates its children's status,
 which each child writes to a file every second (:class:`StatusFileWriter`).
@@ -21,10 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("pubsub_jobs.worker")
+from pubsub_jobs.worker.counters import COUNTERS, prometheus_text
 
-COUNTERS = ("received", "processed", "failed", "retried", "dead_lettered", "discarded",
-            "rescheduled", "nacked_on_stop")
+log = logging.getLogger("pubsub_jobs.worker")
 
 StatusSource = Callable[[], dict[str, Any]]
 
@@ -56,25 +53,38 @@ def aggregate(statuses: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def prometheus_text(status: Mapping[str, Any]) -> str:
-    """The worker's counters in Prometheus' text format (no dependency needed)."""
-    lines = []
-    for name in COUNTERS:
-        metric = f"pubsub_jobs_worker_{name}_total"
-        lines += [f"# TYPE {metric} counter", f"{metric} {int(status.get(name, 0))}"]
-    lines += [
-        "# TYPE pubsub_jobs_worker_in_flight gauge",
-        f"pubsub_jobs_worker_in_flight {len(status.get('in_flight', []))}",
-        "# TYPE pubsub_jobs_worker_stuck gauge",
-        f"pubsub_jobs_worker_stuck {0 if status.get('status') == 'ok' else 1}",
-    ]
-    text = "\n".join(lines) + "\n"
-    try:
-        from prometheus_client import REGISTRY, generate_latest
-    except ImportError:
-        return text
-    extra: bytes = generate_latest(REGISTRY)
-    return text + extra.decode()
+#: Connections the status port serves at once; more are closed at once (a probe retries).
+MAX_CONNECTIONS = 16
+#: Seconds a connection may take to send its request before it is dropped.
+READ_TIMEOUT = 5.0
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threaded server with at most :data:`MAX_CONNECTIONS` connections at a time, so
+    silent or slow clients cannot pile up threads."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: probes are not refused while busy
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class StatusServer:
@@ -82,8 +92,7 @@ class StatusServer:
 
     def __init__(self, source: StatusSource, port: int, host: str = "127.0.0.1") -> None:
         handler = _handler(source)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), handler)
         self.port: int = self._server.server_address[1]
         self.host = host
         self._thread = threading.Thread(
@@ -102,6 +111,13 @@ class StatusServer:
 
 def _handler(source: StatusSource) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT  # seconds without a byte before the connection is dropped
+        _head = False
+
+        def do_HEAD(self) -> None:  # noqa: N802 - load balancers probe with HEAD
+            self._head = True
+            self.do_GET()
+
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             path = self.path.split("?", 1)[0]
             try:
@@ -117,8 +133,13 @@ def _handler(source: StatusSource) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps(status, indent=2, default=str).encode()
                 self._send(200, "application/json", body)
             elif path == "/metrics":
-                self._send(200, "text/plain; version=0.0.4; charset=utf-8",
-                           prometheus_text(status).encode())
+                try:
+                    metrics = prometheus_text(status)
+                except ImportError:
+                    self._send(501, "text/plain", b"/metrics needs prometheus-client: pip "
+                               b"install 'pubsub-jobs[prometheus]'\n")
+                else:
+                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", metrics)
             else:
                 self._send(404, "text/plain", b"try /healthz, /status or /metrics\n")
 
@@ -127,7 +148,8 @@ def _handler(source: StatusSource) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not self._head:
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("http: " + format, *args)

@@ -18,16 +18,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.worker.options import WorkerOptions
 from pubsub_jobs.worker.status import aggregate
 
 log = logging.getLogger("pubsub_jobs.supervisor")
 
 SUPERVISOR_ENV = "PUBSUB_JOBS_SUPERVISOR_PID"
+#: A child's options, as the JSON of :class:`WorkerOptions` (never a command line to parse).
+OPTIONS_ENV = "PUBSUB_JOBS_WORKER_OPTIONS"
 #: A child whose status file is older than this is reported as not answering.
 STALE_AFTER = 15.0
 
@@ -43,20 +46,14 @@ class _Child:
 
 
 class Supervisor:
-    """Runs ``processes`` copies of a worker command line and keeps them running."""
+    """Runs ``options.processes`` worker processes with ``options`` and keeps them running."""
 
-    def __init__(
-        self,
-        child_argv: Sequence[str],
-        processes: int,
-        *,
-        shutdown_timeout: float = 25.0,
-        status_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, options: WorkerOptions, *, status_dir: Path | None = None) -> None:
+        processes = options.processes or 1
         if processes < 1:
-            raise ValueError("--processes is at least 1")
-        self.child_argv = list(child_argv)
-        self.shutdown_timeout = shutdown_timeout
+            raise ConfigurationError("--processes is at least 1")
+        self.options = options
+        self.shutdown_timeout = options.shutdown_timeout
         self._dir = Path(status_dir or tempfile.mkdtemp(prefix="pubsub-jobs-"))
         self.children = [_Child(i, self._dir / f"child-{i}.json") for i in range(processes)]
         self._stop = threading.Event()
@@ -81,9 +78,12 @@ class Supervisor:
         return self._stop_children()
 
     def _start(self, child: _Child) -> None:
-        argv = [sys.executable, "-m", "pubsub_jobs", *self.child_argv,
-                "--status-file", str(child.status_file)]
-        env = dict(os.environ, **{SUPERVISOR_ENV: str(os.getpid())})
+        argv = [sys.executable, "-m", "pubsub_jobs.cli._child"]
+        options = self.options.model_copy(
+            update={"processes": None, "http_port": None, "status_file": child.status_file}
+        )
+        env = dict(os.environ, **{SUPERVISOR_ENV: str(os.getpid()),
+                                  OPTIONS_ENV: options.model_dump_json()})
         child.proc = subprocess.Popen(argv, env=env, start_new_session=True)  # noqa: S603
         child.started_at = time.monotonic()
         log.info("started worker process %d (pid %d)", child.index, child.proc.pid)
@@ -154,6 +154,11 @@ class Supervisor:
         result["supervisor_pid"] = os.getpid()
         result["restarts"] = sum(c.restarts for c in self.children)
         return result
+
+
+def child_options(text: str) -> WorkerOptions:
+    """The options a supervisor gave its child (see :data:`OPTIONS_ENV`)."""
+    return WorkerOptions.model_validate_json(text)
 
 
 def watch_supervisor(on_gone: Any) -> None:

@@ -1,7 +1,8 @@
 """``python manage.py pubsub_worker --queue Q``: ``pubsub-jobs worker`` for this project.
 
-The options are the worker's; they are handed to the ``pubsub-jobs`` command line, which
-finds the project's tasks (and Django already set up) through ``DJANGO_SETTINGS_MODULE``.
+The options are the worker's: they become a :class:`~pubsub_jobs.worker.WorkerOptions` for
+:func:`pubsub_jobs.cli.worker.run_worker`, which finds the project's tasks (Django already
+set up) through ``DJANGO_SETTINGS_MODULE``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             parser.add_argument(flag, type=kind, help=text)
 
     def handle(self, *args: str, **options: Any) -> None:
-        from pubsub_jobs import cli
         from pubsub_jobs.adapters.django.worker import worker_backend
+        from pubsub_jobs.cli.logs import setup_logging
+        from pubsub_jobs.cli.worker import run_worker
+        from pubsub_jobs.errors import JobError
+        from pubsub_jobs.worker import QueueSpec, WorkerOptions
 
         queues = options["queue"]
         if not queues:
@@ -61,24 +65,27 @@ class Command(BaseCommand):  # type: ignore[misc]
                                    "PubSubBackend: name the queues with --queue")
             queues = sorted(backend.queues)
         _export_settings_module(children=options["processes"] is not None)
-        argv: list[str] = []
         verbosity = options.get("verbosity", 1)
-        if verbosity != 1:
-            argv += ["--log-level", "WARNING" if verbosity == 0 else "DEBUG"]
-        if options["log_format"]:
-            argv += ["--log-format", options["log_format"]]
-        argv += ["worker", *options["modules"]]
-        for queue in queues:
-            argv += ["--queue", queue]
-        for middleware in options["middleware"] or ():
-            argv += ["--middleware", middleware]
-        if options["burst"]:
-            argv.append("--burst")
-        for flag, _, _ in _PASSED_ON:
-            value = options[flag[2:].replace("-", "_")]
-            if value is not None:
-                argv += [flag, str(value)]
-        code = cli.main(argv)
+        given = {flag[2:].replace("-", "_"): options[flag[2:].replace("-", "_")]
+                 for flag, _, _ in _PASSED_ON}
+        given = {k: v for k, v in given.items() if v is not None}
+        concurrency = given.pop("concurrency", 10)
+        streams = given.pop("streams", 1)
+        try:
+            worker_options = WorkerOptions(
+                queues=[QueueSpec.parse(q, concurrency=concurrency, streams=streams)
+                        for q in queues],
+                modules=options["modules"],
+                middleware=options["middleware"],
+                burst=options["burst"],
+                log_level={0: "WARNING", 1: "INFO"}.get(verbosity, "DEBUG"),
+                log_format=options["log_format"] or "text",
+                **given,
+            )
+            setup_logging(worker_options.log_level, worker_options.log_format)
+            code = run_worker(worker_options)
+        except JobError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
         if code:
             raise CommandError(f"the worker exited with status {code}", returncode=code)
 

@@ -1,27 +1,28 @@
 """Perform one message: decode it, look the job up, run it, and decide what to do with it.
 
-This is the worker's whole policy, shared by the Pub/Sub worker and the in-memory adapter;
-it never touches Pub/Sub itself. The caller carries out the :class:`Outcome`: ack, nack, or
-publish a dead-letter copy (:func:`dead_letter_attributes`) and then ack.
+This is the whole policy of the decision table, shared by every delivery path (the pull
+worker, the push endpoint, the in-memory adapter); it never touches Pub/Sub itself. The caller
+carries out the :class:`~pubsub_jobs.outcome.Outcome`: ack, nack, or publish a dead-letter
+copy (:func:`~pubsub_jobs.outcome.dead_letter_attributes`) and then ack.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import threading
 import time
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs.context import JobContext, _current
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
-from pubsub_jobs.message import JobMessage, format_time, truncate_utf8, utcnow
-from pubsub_jobs.middleware import MiddlewareChain
+from pubsub_jobs.message import JobMessage
+from pubsub_jobs.outcome import Action, Outcome, Reason, job_fields, previous_attempts
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 
@@ -30,93 +31,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pubsub_jobs.worker")
 
-#: Attribute of a rescheduled job (long-wait retry): attempts made before this message.
-PREVIOUS_ATTEMPTS = "previous_attempts"
+
+class PerformHooks(Protocol):
+    """What :class:`Performer` calls around a job: the middleware's perform hooks
+    (:class:`pubsub_jobs.middleware.MiddlewareChain` is one), declared here so the core does
+    not import the middleware that builds on it."""
+
+    def __bool__(self) -> bool: ...
+
+    def before_perform(self, context: JobContext) -> None: ...
+
+    def perform_context(self, context: JobContext) -> AbstractContextManager[Any]: ...
+
+    def after_perform(self, context: JobContext, outcome: Outcome) -> None: ...
+
+    def on_rejected(
+        self, queue: str, attributes: Mapping[str, str], outcome: Outcome
+    ) -> None: ...
 
 
-class Action(enum.Enum):
-    ACK = "ack"
-    NACK = "nack"
-    DEAD_LETTER = "dead_letter"
-    RESCHEDULE = "reschedule"
-    """Schedule the job again after ``Outcome.delay`` (Cloud Tasks), then ack."""
+class NoHooks:
+    """No middleware: every hook does nothing."""
 
+    def __bool__(self) -> bool:
+        return False
 
-class Reason(enum.StrEnum):
-    """Why a message was settled the way it was; dead-letter reasons travel as attributes."""
+    def before_perform(self, context: JobContext) -> None:
+        return None
 
-    SUCCEEDED = "succeeded"
-    DISCARDED = "discarded"
-    RETRY = "retry"
-    MAX_ATTEMPTS = "max_attempts"
-    NOT_RETRYABLE = "not_retryable"
-    INVALID_MESSAGE = "invalid_message"
-    UNKNOWN_JOB = "unknown_job"
-    INVALID_ARGUMENTS = "invalid_arguments"
+    def perform_context(self, context: JobContext) -> AbstractContextManager[Any]:
+        return nullcontext()
 
+    def after_perform(self, context: JobContext, outcome: Outcome) -> None:
+        return None
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What to do with a message, and why."""
-
-    action: Action
-    reason: Reason
-    error: BaseException | None = None
-    duration: float = 0.0
-    #: How long a RESCHEDULE waits.
-    delay: timedelta | None = None
-    #: The attempt this was, counting the attempts before a reschedule (1 for the first run).
-    attempt: int | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None and self.reason is not Reason.DISCARDED
-
-
-#: Attributes a dead-lettered copy gets, and a retry from the dead set drops again. The
-#: attempts before a reschedule are among them: ``delivery_attempt`` has the total, and a
-#: job retried from the dead set starts with its attempts afresh.
-DEAD_LETTER_ATTRIBUTES = (
-    "dead_letter_reason",
-    "dead_letter_error",
-    "dead_lettered_at",
-    "delivery_attempt",
-    PREVIOUS_ATTEMPTS,
-)
-
-
-def dead_letter_attributes(
-    attributes: Mapping[str, str], outcome: Outcome, delivery_attempt: int | None
-) -> dict[str, str]:
-    """The original attributes plus why and when the copy was dead-lettered."""
-    copy = {k: v for k, v in attributes.items() if k not in DEAD_LETTER_ATTRIBUTES}
-    copy["dead_letter_reason"] = outcome.reason.value
-    copy["dead_letter_error"] = truncate_utf8(describe(outcome.error) if outcome.error else "")
-    copy["dead_lettered_at"] = format_time(utcnow())
-    copy["delivery_attempt"] = str(delivery_attempt or 1)
-    return copy
-
-
-def previous_attempts(attributes: Mapping[str, str]) -> int:
-    """Attempts made before this message was rescheduled (0 for a job never rescheduled)."""
-    text = attributes.get(PREVIOUS_ATTEMPTS)
-    if not text:
-        return 0
-    try:
-        return max(0, int(text))
-    except ValueError:
-        log.warning("ignoring attribute %s=%r: not a number", PREVIOUS_ATTEMPTS, text)
-        return 0
-
-
-def rescheduled(message: JobMessage, outcome: Outcome) -> JobMessage:
-    """The message that runs ``message`` again after a RESCHEDULE outcome: same job id, due
-    after ``outcome.delay``, carrying the attempts made so far."""
-    return replace(
-        message,
-        scheduled_at=utcnow() + (outcome.delay or timedelta(0)),
-        attributes={**message.attributes, PREVIOUS_ATTEMPTS: str(outcome.attempt or 1)},
-    )
+    def on_rejected(self, queue: str, attributes: Mapping[str, str], outcome: Outcome) -> None:
+        return None
 
 
 class AsyncRunner:
@@ -132,12 +82,23 @@ class AsyncRunner:
         self._lock = threading.Lock()
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
-        return future.result()
+        """Run ``coro`` on the loop and return its result, or raise what it raised, here.
+
+        Whatever the job raises (``SystemExit`` and ``KeyboardInterrupt`` too) is caught in
+        its task and re-raised in the calling thread, so it never stops the event loop that
+        every other async job shares.
+        """
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(
+            _contained(coro), self._ensure_loop()
+        )
+        result = future.result()
+        if isinstance(result, _Raised):
+            raise result.exc
+        return result
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is None:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name="pubsub-jobs-async", daemon=True
@@ -157,6 +118,20 @@ class AsyncRunner:
                 loop.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    """A BaseException an async job raised, carried out of the event loop as a value."""
+
+    exc: BaseException
+
+
+async def _contained(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return await coro
+    except BaseException as exc:  # noqa: B036 - a job's SystemExit must not stop the loop
+        return _Raised(exc)
+
+
 class Performer:
     """Turns a message into an :class:`Outcome` by running its job."""
 
@@ -164,13 +139,14 @@ class Performer:
         self,
         registry: Registry | None = None,
         settings: Settings | None = None,
-        middleware: MiddlewareChain | None = None,
+        middleware: PerformHooks | None = None,
         async_runner: AsyncRunner | None = None,
     ) -> None:
         self.registry = registry if registry is not None else default_registry
         self.settings = settings or get_settings()
-        self.middleware = middleware or MiddlewareChain()
+        self.middleware: PerformHooks = middleware if middleware is not None else NoHooks()
         self.async_runner = async_runner or AsyncRunner()
+        self._max_decoded = self.settings.max_decoded_message_mb * 2**20
 
     def perform(
         self,
@@ -181,7 +157,7 @@ class Performer:
         queue: str | None = None,
     ) -> Outcome:
         try:
-            message = JobMessage.decode(data, attributes)
+            message = JobMessage.decode(data, attributes, max_decoded_bytes=self._max_decoded)
         except InvalidMessage as exc:
             return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
         try:
@@ -190,8 +166,13 @@ class Performer:
             return self._rejected(Reason.UNKNOWN_JOB, exc, attributes, queue)
         try:
             args, kwargs = job.codec.decode(message.args, message.kwargs)
-        except InvalidArguments as exc:
-            return self._rejected(Reason.INVALID_ARGUMENTS, exc, attributes, queue)
+        except Exception as exc:  # InvalidArguments, or a validator's own error type
+            error = exc if isinstance(exc, InvalidArguments) else InvalidArguments(describe(exc))
+            return self._rejected(Reason.INVALID_ARGUMENTS, error, attributes, queue)
+        if queue and message.queue != queue:
+            log.warning("message %s names queue %r but came from queue %r's subscription; "
+                        "queue %r decides its retries and dead letters", message_id,
+                        message.queue, queue, queue)
         attempt = previous_attempts(message.attributes) + (delivery_attempt or 1)
         max_attempts = job.max_attempts or self.settings.queue_options(
             queue or message.queue
@@ -220,7 +201,7 @@ class Performer:
                     job.fn(*args, **kwargs)
             else:
                 job.fn(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: B036 - SystemExit from a job is one failed attempt
             outcome = _failure(exc, job, attempt, max_attempts)
         else:
             outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
@@ -229,7 +210,13 @@ class Performer:
         outcome = replace(outcome, duration=time.perf_counter() - started, attempt=attempt)
         _log_outcome(context, outcome)
         if chain:
-            chain.after_perform(context, outcome)
+            try:
+                chain.after_perform(context, outcome)
+            except Exception:
+                # The job has run (or failed) already: what it did stands, so the outcome
+                # stays; running it again would repeat its effects.
+                log.exception("after_perform of %s %s raised; the job's outcome (%s) stands",
+                              context.job_name, context.job_id, outcome.reason.value)
         return outcome
 
     def _rejected(
@@ -238,8 +225,11 @@ class Performer:
         """Dead-letter a message no job can run, and tell the middleware (no context exists)."""
         outcome = _dead(reason, exc)
         if self.middleware:
-            self.middleware.on_rejected(queue or attributes.get("queue_name", ""), attributes,
-                                        outcome)
+            try:
+                self.middleware.on_rejected(queue or attributes.get("queue_name", ""),
+                                            attributes, outcome)
+            except Exception:
+                log.exception("on_rejected raised; the message is dead-lettered all the same")
         return outcome
 
     def close(self) -> None:
@@ -247,7 +237,7 @@ class Performer:
 
 
 async def _with_context(
-    context: JobContext, coro: Coroutine[Any, Any, Any], chain: MiddlewareChain
+    context: JobContext, coro: Coroutine[Any, Any, Any], chain: PerformHooks
 ) -> Any:
     """Run an async job in the event loop's task with its context and the middleware's
     ``perform_context`` active there (context variables do not cross from the job thread)."""
@@ -261,7 +251,7 @@ def _dead(reason: Reason, exc: BaseException) -> Outcome:
     return Outcome(Action.DEAD_LETTER, reason, exc)
 
 
-def _failure(exc: Exception, job: Job[Any, Any], attempt: int, max_attempts: int) -> Outcome:
+def _failure(exc: BaseException, job: Job[Any, Any], attempt: int, max_attempts: int) -> Outcome:
     if isinstance(exc, Retry):  # asked for by the job itself: always retryable
         delay = exc.delay
     else:
@@ -280,21 +270,6 @@ def _failure(exc: Exception, job: Job[Any, Any], attempt: int, max_attempts: int
     if delay is not None and delay > timedelta(0):
         return Outcome(Action.RESCHEDULE, Reason.RETRY, exc, delay=delay)
     return Outcome(Action.NACK, Reason.RETRY, exc)
-
-
-def job_fields(context: JobContext, outcome: Outcome) -> dict[str, Any]:
-    """The structured fields of one performed job."""
-    fields: dict[str, Any] = {
-        "job_id": context.job_id,
-        "job_name": context.job_name,
-        "queue": context.queue,
-        "attempt": context.attempt,
-        "duration": round(outcome.duration, 6),
-        "outcome": outcome.reason.value,
-    }
-    if outcome.error is not None:
-        fields["error"] = describe(outcome.error)
-    return fields
 
 
 def _log_outcome(context: JobContext, outcome: Outcome) -> None:

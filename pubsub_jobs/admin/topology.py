@@ -20,11 +20,11 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2
 
-from pubsub_jobs._clients import pubsub_clients
+from pubsub_jobs.adapters.clients import pubsub_clients
 from pubsub_jobs.errors import TopologyDrift
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.topology")
+log = logging.getLogger("pubsub_jobs.admin.topology")
 
 #: Dead-letter subscriptions keep their messages for a person to see: long ack deadline.
 DEAD_LETTER_ACK_DEADLINE = 60

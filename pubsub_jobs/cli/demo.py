@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from datetime import timedelta
@@ -20,7 +19,7 @@ from pubsub_jobs.context import current_job
 from pubsub_jobs.job import job
 
 if TYPE_CHECKING:
-    from pubsub_jobs.dead import DeadJob
+    from pubsub_jobs.admin.dead import DeadJob
     from pubsub_jobs.settings import Settings
 
 DEMO_QUEUES = ("demo", "demo-mailers")
@@ -55,17 +54,17 @@ def import_feed(feed: str) -> None:
 
 
 def main(keep_emulator: bool = False) -> int:
-    from pubsub_jobs import _emulator
-    from pubsub_jobs.settings import QueueOptions, configure
+    from pubsub_jobs import emulator
+    from pubsub_jobs.admin.topology import bootstrap
+    from pubsub_jobs.settings import QueueOptions, configure, get_settings
     from pubsub_jobs.testing.helpers import drain, publish_raw
-    from pubsub_jobs.topology import bootstrap
 
     logging.getLogger("pubsub_jobs").setLevel(logging.CRITICAL)  # the demo prints its own
     proc = None
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if not host or not _emulator.pubsub_emulator_ready(host):
+    host = get_settings().pubsub_emulator_host
+    if not host or not emulator.pubsub_emulator_ready(host):
         print("Starting the Pub/Sub emulator ...")
-        proc = _emulator.start_pubsub_emulator(_emulator.free_port(), detach=keep_emulator)
+        proc = emulator.start_pubsub_emulator(emulator.free_port(), detach=keep_emulator)
         host = proc.host
         print(f"  ready on {host}{' (with its bug fixes applied)' if proc.patched else ''}")
     try:
@@ -108,7 +107,7 @@ def main(keep_emulator: bool = False) -> int:
 
 def _dead_jobs(settings: Settings, expect: int, timeout: float = 15.0) -> list[DeadJob]:
     """The demo queue's dead set, read without removing it, once ``expect`` jobs are there."""
-    from pubsub_jobs.dead import list_dead
+    from pubsub_jobs.admin.dead import list_dead
 
     deadline = time.monotonic() + timeout
     while True:

@@ -20,10 +20,11 @@ from typing import Any, Literal
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from pubsub_jobs._clients import publisher_client, pubsub_clients
+from pubsub_jobs.adapters.clients import publisher_client, pubsub_clients
+from pubsub_jobs.admin.dead_set import DeadSet
+from pubsub_jobs.admin.topology import QueueTopology, _differences
 from pubsub_jobs.errors import describe
 from pubsub_jobs.settings import Settings, get_settings
-from pubsub_jobs.topology import QueueTopology, _differences
 
 __all__ = ["QueueStatus", "SubscriptionStatus", "discover_queues", "queue_status"]
 
@@ -146,7 +147,7 @@ def queue_status(
     """The status of ``queues`` (default: every queue found in the project).
 
     ``backlog=False`` skips Cloud Monitoring; ``count_dead=True`` counts each dead set by
-    reading it (pull and release at once, see :mod:`pubsub_jobs.dead`).
+    reading it (pull and release at once, see :mod:`pubsub_jobs.admin.dead_set`).
     """
     settings = settings or get_settings()
     names = list(queues) if queues is not None else discover_queues(settings)
@@ -158,10 +159,8 @@ def queue_status(
         subs = tuple(_with_backlog(s, metrics) for s in status.subscriptions)
         dead_jobs = None
         if count_dead and status.dead_letter_topic_exists:
-            from pubsub_jobs.dead import DeadSet
-
             with DeadSet(status.queue, settings) as dead:
-                dead_jobs = len(dead.collect())
+                dead_jobs = dead.count()
         result.append(QueueStatus(
             queue=status.queue,
             topic=status.topic,

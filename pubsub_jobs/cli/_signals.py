@@ -1,0 +1,69 @@
+"""The command line's one signal handler: the first SIGINT/SIGTERM asks to stop, the second
+exits at once. The library never installs signal handlers; commands do, through this."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+log = logging.getLogger("pubsub_jobs.cli")
+
+#: Exit code after a second signal (128 + SIGINT, as shells report an interrupted command).
+EXIT_INTERRUPTED = 130
+
+
+@contextmanager
+def stop_on_signals(
+    on_first: Callable[[], None],
+    *,
+    on_second: Callable[[], None] | None = None,
+    first_message: str = "stopping (again to exit at once)",
+    second_message: str = "second signal: exiting now",
+) -> Iterator[None]:
+    """While inside, the first SIGINT/SIGTERM logs ``first_message`` and calls ``on_first``
+    (which must only set flags: it runs in the signal handler); the second calls
+    ``on_second`` and leaves the process at once. The previous handlers come back on leaving.
+    Outside the main thread (where Python cannot install handlers) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    count = 0
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        name = signal.Signals(signum).name
+        if count == 1:
+            log.warning("%s: %s", name, first_message)
+            on_first()
+            return
+        log.warning("%s: %s", name, second_message)
+        if on_second is not None:
+            on_second()
+        exit_now(EXIT_INTERRUPTED)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def exit_now(code: int, *, dump_threads: bool = False) -> None:
+    """Leave the process at once, without waiting for threads that would block a normal
+    exit (a job that outlived the shutdown timeout). With ``dump_threads`` every thread's
+    stack goes to standard error first, so a hang can be read from the log."""
+    if dump_threads:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,402 @@
+"""The worker survives anything a job or a message can do (against the emulator)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pubsub_jobs import InvalidArguments, Settings
+from pubsub_jobs.message import format_time
+from pubsub_jobs.middleware.logging import TextFormatter
+from pubsub_jobs.testing import publish_raw
+from pubsub_jobs.worker import Worker
+from tests import jobs_hardening as jobs
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture
+def hard(bootstrap_queues, pubsub_jobs_settings: Settings) -> Settings:
+    bootstrap_queues("hard")
+    jobs.RAN.clear()
+    return pubsub_jobs_settings
+
+
+def ran() -> Counter[str]:
+    return Counter(name for name, _ in jobs.RAN)
+
+
+def _attrs(**override: str) -> dict[str, str]:
+    return {
+        "job_id": str(uuid.uuid4()),
+        "queue_name": "hard",
+        "enqueued_at": format_time(datetime.now(UTC)),
+        "wire_version": "1",
+        **override,
+    }
+
+
+def test_system_exit_and_keyboard_interrupt_are_one_failed_attempt(
+    hard, drain_queues, dead_letters
+):
+    """Item 1 and 2: a sync or async job raising SystemExit/KeyboardInterrupt is dead-lettered
+    (max_attempts=1) like any failure; the worker and the jobs beside it go on."""
+    for j in (jobs.exits, jobs.interrupts, jobs.async_exits, jobs.async_interrupts):
+        j.enqueue()
+    for n in range(5):
+        jobs.async_ok.enqueue(n)
+        jobs.slow_ok.enqueue(n)
+    worker = drain_queues("hard", idle=2.0)
+    assert worker.error is None
+    counts = ran()
+    assert counts["async_ok"] == 5 and counts["slow_ok"] == 5  # none lost, none twice
+    for name in ("exits", "interrupts", "async_exits", "async_interrupts"):
+        assert counts[name] == 1, name
+    dead = dead_letters("hard", expect=4)
+    assert sorted(d.job_name.rsplit(".", 1)[1] for d in dead) == [
+        "async_exits", "async_interrupts", "exits", "interrupts"]
+    assert {d.reason for d in dead} == {"max_attempts"}
+    assert any("SystemExit" in d.error for d in dead)
+    assert any("KeyboardInterrupt" in d.error for d in dead)
+    # the event loop survived: a later async job still runs
+    jobs.async_ok.enqueue(99)
+    drain_queues("hard")
+    assert ("async_ok", 99) in jobs.RAN
+
+
+def test_a_raising_after_perform_does_not_run_the_job_again(hard, dead_letters, caplog):
+    """Item 3: the job returned, then after_perform raised: acked, run once, logged."""
+    middleware = jobs.RaisingAfterPerform()
+    jobs.charge.enqueue(1)
+    worker = Worker(["hard"], settings=hard, middleware=[middleware], burst=True, burst_idle=3)
+    with caplog.at_level(logging.ERROR, "pubsub_jobs"):
+        worker.run()
+    assert jobs.RAN == [("charge", 1)]
+    assert middleware.before == middleware.after == 1
+    assert "after_perform" in caplog.text and "metrics backend unavailable" in caplog.text
+    assert dead_letters("hard") == []
+
+
+def test_a_validator_raising_anything_is_invalid_arguments(hard, drain_queues, dead_letters):
+    """Item 9: a validator's LookupError dead-letters at once as invalid_arguments."""
+    publish_raw("hard", b'{"args": ["x"], "kwargs": {}}',
+                _attrs(job_name="tests.jobs_hardening.validated"), settings=hard)
+    drain_queues("hard")
+    [dead] = dead_letters("hard", expect=1)
+    assert dead.reason == "invalid_arguments"
+    assert "LookupError" in dead.error
+    assert dead.attempts == 1
+    assert ran()["validated"] == 0
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinity_are_refused_at_enqueue(value):
+    """Item 10: no non-JSON token is ever written, and Any does not turn NaN into null."""
+    from pubsub_jobs import job
+
+    @job(name="tests.hardening.floats")
+    def floats(x: float, y: object = None, z: list[float] | None = None) -> None: ...
+
+    for call in ({"x": value}, {"x": 1.0, "y": {"deep": [value]}}, {"x": 1.0, "z": [value]}):
+        with pytest.raises(InvalidArguments, match="NaN or Infinity"):
+            floats.message(**call)
+
+
+def test_text_logs_escape_what_a_message_carries():
+    """Item 11: a job id with a newline cannot forge a log line; escapes reach no terminal."""
+    record = logging.LogRecord("pubsub_jobs.worker", logging.WARNING, __file__, 1,
+                               "job %s failed", ("abc\n2026-01-01 INFO forged: \x1b[2J",), None)
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert "abc\\n2026-01-01 INFO forged: \\x1b[2J" in line
+
+
+def test_queue_name_attribute_does_not_move_a_job(hard, bootstrap_queues, drain_queues,
+                                                  dead_letters, caplog):
+    """Item 5: a message on queue hard's topic naming another queue (or ../) is hard's."""
+    bootstrap_queues("other")
+    for name in ("other", "../../evil", "nowhere"):
+        publish_raw("hard", b'{"args": [], "kwargs": {}}',
+                    _attrs(job_name="tests.jobs_hardening.exits", queue_name=name), settings=hard)
+    with caplog.at_level(logging.WARNING, "pubsub_jobs"):
+        drain_queues("hard")
+    assert ran()["exits"] == 3
+    assert len(dead_letters("hard", expect=3)) == 3   # hard's dead set, not other's
+    assert dead_letters("other") == []
+    assert "decides its retries and dead letters" in caplog.text
+
+
+def test_abbreviated_options_are_refused(hard):
+    """Item 12: `--proc 2` is not taken for --processes (which made every child a
+    supervisor spawning children without end)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pubsub_jobs", "worker", "tests.jobs_hardening",
+         "--queue", "hard", "--proc", "2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unrecognized arguments: --proc" in result.stderr
+
+
+def test_supervised_children_get_options_not_a_command_line(hard, tmp_path):
+    """Item 12: the supervisor hands each child its options as data; children never become
+    supervisors and never bind the supervisor's port."""
+    from pubsub_jobs.emulator import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pubsub_jobs", "worker", "tests.jobs_hardening",
+         "--queue", "hard", "--processes", "2", "--http-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        import json
+        import urllib.request
+
+        def status():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:
+                    return json.load(r)
+            except OSError:
+                return None
+
+        data = wait_for(lambda: (s := status()) and len(s["processes"]) == 2
+                        and all(p["status"] == "ok" for p in s["processes"]) and s,
+                        timeout=60, what="two children reporting")
+        assert data["status"] == "ok"
+        time.sleep(2)
+        children = _children(proc.pid)
+        assert len(children) == 2
+        for child in children:  # no grandchildren: no child is a supervisor
+            assert _children(child) == []
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_status_port_bounds_silent_connections_and_answers_head(hard):
+    """Item 13: silent connections cannot pile up threads; HEAD /healthz answers 200."""
+    import http.client
+    import socket
+    import threading
+
+    from pubsub_jobs.emulator import free_port
+    from pubsub_jobs.worker import status as status_module
+
+    port = free_port()
+    worker = Worker(["hard"], settings=hard, http_port=port)
+    worker.start()
+    try:
+        before = threading.active_count()
+        silent = []
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            silent.append(s)
+        time.sleep(0.5)
+        assert threading.active_count() - before <= status_module.MAX_CONNECTIONS + 2
+        for s in silent:
+            s.close()
+
+        def head() -> int | None:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("HEAD", "/healthz")
+                response = conn.getresponse()
+                assert response.read() == b""
+                return response.status
+            except OSError:
+                return None
+
+        assert wait_for(head, timeout=status_module.READ_TIMEOUT + 10, what="HEAD") == 200
+    finally:
+        worker.stop()
+
+
+def test_a_subscription_without_dead_letter_policy_is_refused(pubsub_jobs_settings):
+    """Item 14: without a dead-letter policy Pub/Sub sends no delivery attempt, so failures
+    could not be counted: the worker refuses the queue and names the command that fixes it."""
+    from pubsub_jobs import ConfigurationError
+    from pubsub_jobs.adapters.clients import pubsub_clients
+
+    settings = pubsub_jobs_settings
+    with pubsub_clients(settings) as (publisher, subscriber):
+        publisher.create_topic(name=settings.topic_path("nodlq"))
+        subscriber.create_subscription(name=settings.subscription_path("nodlq"),
+                                       topic=settings.topic_path("nodlq"))
+        try:
+            worker = Worker(["nodlq"], settings=settings, burst=True)
+            with pytest.raises(ConfigurationError, match="bootstrap --queue nodlq --update"):
+                worker.run()
+        finally:
+            subscriber.delete_subscription(subscription=settings.subscription_path("nodlq"))
+            publisher.delete_topic(topic=settings.topic_path("nodlq"))
+
+
+def test_a_hanging_stop_dumps_the_stacks_and_exits_non_zero(hard):
+    """Item 16: a graceful stop ends within --shutdown-timeout plus STOP_GRACE, whatever
+    hangs; the log shows every thread's stack."""
+    from pubsub_jobs.cli.worker import STOP_GRACE
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pubsub_jobs", "worker", "tests.jobs_hang", "--queue", "hard",
+         "--shutdown-timeout", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        time.sleep(4)  # started
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=1 + STOP_GRACE + 30)  # it ends; it never hangs
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out
+    assert "Timeout (0:00:11)!" in out and "Thread 0x" in out and "_hang" in out, out
+
+
+LEASE = 60  # the default; 10 (the lease before) runs the job twice
+
+
+def test_a_job_holding_the_gil_for_30_s_runs_once(hard, drain_queues, dead_letters):
+    """Item 4: the lease keeper renews running jobs' leases often enough that a job holding
+    the GIL for 30 s (no Python thread can renew meanwhile) keeps its message: it runs once."""
+    jobs.holds_the_gil.enqueue(30)
+    worker = drain_queues("hard", idle=5.0, lease_seconds=LEASE)
+    assert jobs.RAN == [("holds_the_gil", 30)]
+    assert worker.stats.processed == 1
+    assert dead_letters("hard") == []
+
+
+def test_a_reschedule_never_reuses_an_earlier_task_name():
+    """Item 6: a job retried from the dead set starts its attempts afresh; its next long-wait
+    retry must not get the task name of its first one (Cloud Tasks would answer
+    AlreadyExists, counted as success, and the job would be gone). Redeliveries of one
+    message still map to one name, so a retried reschedule does not schedule twice."""
+    from datetime import timedelta
+
+    from pubsub_jobs.adapters.cloud_tasks import task_id
+    from pubsub_jobs.message import JobMessage
+    from pubsub_jobs.outcome import Action, Outcome, Reason, rescheduled
+
+    job = JobMessage(job_name="j", queue="hard", args=[], kwargs={}, job_id="same-id")
+    retry = Outcome(Action.RESCHEDULE, Reason.RETRY, delay=timedelta(minutes=5), attempt=1)
+    first = rescheduled(job, retry, "message-1")
+    again = rescheduled(job, retry, "message-1")        # the same delivery, redelivered
+    after_dead_retry = rescheduled(job, retry, "message-7")  # republished from the dead set
+    topic = "projects/p/topics/jobs-hard"
+    assert task_id(topic, first) == task_id(topic, again)
+    assert task_id(topic, first) != task_id(topic, after_dead_retry)
+
+
+def test_a_message_too_big_once_decoded_is_dead_lettered_before_decoding(
+    hard, drain_queues, dead_letters
+):
+    """Item 15: 9.9 MB of `[{},{},...]` would take ~240 MB decoded; flow control counts
+    messages, not their size. It is refused before decoding and dead-lettered with a reason;
+    an honest large message still runs."""
+    import tracemalloc
+
+    many = b'{"args": [[' + b"{}," * 3_300_000 + b'{}]], "kwargs": {}}'
+    publish_raw("hard", many, _attrs(job_name="tests.jobs_hardening.charge"), settings=hard)
+    tracemalloc.start()
+    drain_queues("hard")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    [dead] = dead_letters("hard", expect=1)
+    assert dead.reason == "invalid_message"
+    assert "once decoded" in dead.error and "PUBSUB_JOBS_MAX_DECODED_MESSAGE_MB" in dead.error
+    assert peak < 150 * 2**20  # it was never decoded (decoding alone takes ~240 MB)
+    jobs.charge.enqueue(7)
+    drain_queues("hard")
+    assert ("charge", 7) in jobs.RAN
+
+
+def test_the_readme_gcloud_example_runs_verbatim_and_fits_the_schema(pubsub_emulator):
+    """The README's `gcloud pubsub topics publish` block, run as it is printed (only the
+    emulator's endpoint set, as the README says), publishes a message the JSON Schema and
+    the worker both accept."""
+    import os
+    import re
+    import shutil
+
+    import jsonschema
+
+    from pubsub_jobs.message import JobMessage, schema
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S)
+               if "gcloud pubsub topics publish" in b]
+    project = f"readme-{uuid.uuid4().hex[:8]}"
+    from pubsub_jobs.adapters.clients import pubsub_clients
+
+    settings = Settings(project_id=project, pubsub_emulator_host=pubsub_emulator)
+    with pubsub_clients(settings) as (publisher, subscriber):
+        topic = f"projects/{project}/topics/jobs-mailers"
+        subscription = f"projects/{project}/subscriptions/readme"
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(name=subscription, topic=topic)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSDK_")}
+        env.update(PUBSUB_JOBS_PROJECT_ID=project,
+                   CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB=f"http://{pubsub_emulator}/",
+                   CLOUDSDK_AUTH_ACCESS_TOKEN="emulator")  # noqa: S106 - the emulator's
+        assert shutil.which("gcloud")
+        result = subprocess.run(["bash", "-c", block], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        response = subscriber.pull(subscription=subscription, max_messages=1, timeout=30)
+        [received] = response.received_messages
+        data, attributes = received.message.data, dict(received.message.attributes)
+        jsonschema.validate({"data": json.loads(data), "attributes": attributes}, schema(),
+                            format_checker=jsonschema.FormatChecker())
+        message = JobMessage.decode(data, attributes)
+        assert message.job_name == "myapp.jobs.send_welcome" and message.args == [42]
+
+
+@pytest.mark.parametrize("when,accepted", [
+    ("2026-01-02T03:04:05Z", True), ("2026-01-02T03:04:05+00:00", True),
+    ("2026-01-02T12:04:05+09:00", True), ("2026-01-02T03:04:05.123456789Z", True),
+    ("2026-01-02T03:04:05", False), ("20260102T030405Z", False), ("2026-01-02", False),
+])
+def test_the_schema_and_the_worker_agree_on_times(when, accepted):
+    import jsonschema
+
+    from pubsub_jobs import InvalidMessage
+    from pubsub_jobs.message import JobMessage, schema
+
+    attributes = {"job_name": "j", "job_id": "1", "queue_name": "q", "enqueued_at": when,
+                  "wire_version": "1"}
+    data = {"args": [], "kwargs": {}}
+    schema_ok = jsonschema.Draft202012Validator(schema()).is_valid(
+        {"data": data, "attributes": attributes})
+    try:
+        JobMessage.decode(json.dumps(data).encode(), attributes)
+        worker_ok = True
+    except InvalidMessage:
+        worker_ok = False
+    assert schema_ok == worker_ok == accepted
