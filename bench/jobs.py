@@ -20,3 +20,9 @@ def noop(payload: str) -> None:
 def stamp(payload: str) -> None:
     """Records when it started, for enqueue-to-start latency (worker in the same process)."""
     STARTED.put((current_job().job_id, time.perf_counter()))
+
+
+@job(queue="bench")
+def sleepy(seconds: float) -> None:
+    """Takes ``seconds``, for how a burst spreads across several workers."""
+    time.sleep(seconds)

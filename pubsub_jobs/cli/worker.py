@@ -20,6 +20,7 @@ from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import exit_now, stop_on_signals
 from pubsub_jobs.settings import configure, get_settings
 from pubsub_jobs.worker import QueueSpec, Worker, WorkerOptions
+from pubsub_jobs.worker.options import DEFAULT_PREFETCH
 
 log = logging.getLogger("pubsub_jobs.cli")
 
@@ -104,6 +105,7 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
         queues=queues,
         modules=args.modules,
         middleware=args.middleware,
+        prefetch=args.prefetch,
         shutdown_timeout=args.shutdown_timeout,
         burst=args.burst,
         burst_idle=args.burst_idle,
@@ -129,6 +131,9 @@ def register(sub: Any) -> None:
                    help="queue to work on; =N sets its concurrency, xS its streams")
     p.add_argument("--concurrency", type=int, default=10, help="jobs at once per queue")
     p.add_argument("--streams", type=int, default=1, help="streaming pulls per queue")
+    p.add_argument("--prefetch", type=int, default=DEFAULT_PREFETCH, metavar="N",
+                   help="messages each stream holds beyond its threads, so threads never "
+                        f"wait a round trip between jobs (default {DEFAULT_PREFETCH})")
     p.add_argument("--burst", action="store_true", help="exit once the queues are idle")
     p.add_argument("--burst-idle", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--shutdown-timeout", type=float, default=25.0, metavar="SECONDS",

@@ -16,21 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pubsub_jobs.adapters import use_adapter
-from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
-from pubsub_jobs.admin.dead_job import DeadJob
-from pubsub_jobs.admin.topology import BootstrapReport, bootstrap, delete_topology
-from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
-from pubsub_jobs.testing.helpers import drain, pull_dead_letters
-from pubsub_jobs.worker import QueueSpec, Worker
-
 if TYPE_CHECKING:
+    from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
+    from pubsub_jobs.admin.dead_job import DeadJob
+    from pubsub_jobs.admin.topology import BootstrapReport
     from pubsub_jobs.emulator import EmulatorProcess
+    from pubsub_jobs.settings import QueueOptions, Settings
+    from pubsub_jobs.worker import QueueSpec, Worker
 
-#: Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff).
-FAST_QUEUES = QueueOptions(
-    min_retry_backoff=timedelta(0), max_retry_backoff=timedelta(seconds=0.5)
-)
+# pytest loads this module in every project that has pubsub-jobs installed, whether its
+# tests use it or not: it imports nothing of pubsub-jobs (pydantic, the Google clients)
+# until a fixture runs.
+
+
+def fast_queues() -> QueueOptions:
+    """Queue options for tests: dead-letter after 5 attempts, retry at once (no backoff)."""
+    from pubsub_jobs.settings import QueueOptions
+
+    return QueueOptions(min_retry_backoff=timedelta(0), max_retry_backoff=timedelta(seconds=0.5))
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +55,13 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def pubsub_jobs_settings(pubsub_emulator: str) -> Iterator[Settings]:
     """Settings for one test, installed with ``configure``: the emulator, a resource prefix of
     the test's own, and queues that retry at once. Restored afterwards."""
+    from pubsub_jobs.settings import configure, reset
+
     settings = configure(
         project_id="test-project",
         prefix=f"t{uuid.uuid4().hex[:10]}-",
         pubsub_emulator_host=pubsub_emulator,
-        queue_defaults=FAST_QUEUES,
+        queue_defaults=fast_queues(),
     )
     try:
         yield settings
@@ -128,6 +133,7 @@ def delayed_jobs_settings(
     with the delayed-jobs queue created: ``using(delay=...)`` and long-wait retries work.
     Pass it on (``bootstrap_queues(..., settings=...)``, ``drain_queues(..., settings=...)``)."""
     from pubsub_jobs.admin.topology import ensure_cloud_tasks_queue
+    from pubsub_jobs.settings import configure
 
     settings = configure(
         **{
@@ -143,6 +149,8 @@ def delayed_jobs_settings(
 @pytest.fixture
 def bootstrap_queues(pubsub_jobs_settings: Settings) -> Iterator[Callable[..., BootstrapReport]]:
     """``bootstrap_queues("default", "mailers")`` creates the queues; deleted after the test."""
+    from pubsub_jobs.admin.topology import bootstrap, delete_topology
+
     created: list[str] = []
 
     def make(*queues: str, settings: Settings | None = None) -> BootstrapReport:
@@ -157,6 +165,7 @@ def bootstrap_queues(pubsub_jobs_settings: Settings) -> Iterator[Callable[..., B
 @pytest.fixture
 def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
     """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it."""
+    from pubsub_jobs.testing.helpers import drain
 
     def run(*queues: str | QueueSpec, **options: Any) -> Worker:
         options.setdefault("settings", pubsub_jobs_settings)
@@ -169,6 +178,7 @@ def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
 def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]:
     """``dead_letters("default", expect=1)`` takes the queue's dead-lettered messages, as the
     dead set's :class:`~pubsub_jobs.admin.dead_job.DeadJob` (see ``pull_dead_letters``)."""
+    from pubsub_jobs.testing.helpers import pull_dead_letters
 
     def take(queue: str, **options: Any) -> list[DeadJob]:
         return pull_dead_letters(queue, pubsub_jobs_settings, **options)
@@ -179,6 +189,9 @@ def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]
 @pytest.fixture
 def memory_adapter() -> Iterator[InMemoryAdapter]:
     """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs them."""
+    from pubsub_jobs.adapters import use_adapter
+    from pubsub_jobs.adapters.memory import InMemoryAdapter
+
     adapter = InMemoryAdapter()
     with use_adapter(adapter):
         yield adapter
@@ -188,6 +201,9 @@ def memory_adapter() -> Iterator[InMemoryAdapter]:
 @pytest.fixture
 def immediate_adapter() -> Iterator[ImmediateAdapter]:
     """Jobs enqueued in the test run at once; a failing job raises ``JobFailed``."""
+    from pubsub_jobs.adapters import use_adapter
+    from pubsub_jobs.adapters.memory import ImmediateAdapter
+
     adapter = ImmediateAdapter()
     with use_adapter(adapter):
         yield adapter

@@ -58,6 +58,10 @@ class QueueSpec(BaseModel):
         return cls(name, concurrency, streams)
 
 
+#: Default of :attr:`WorkerOptions.prefetch` (see the README's "Benchmarks" for the measure).
+DEFAULT_PREFETCH = 40
+
+
 class WorkerOptions(BaseModel):
     """How a worker runs. ``queues`` accepts specs or ``NAME[=N[xS]]`` strings.
 
@@ -75,6 +79,10 @@ class WorkerOptions(BaseModel):
     modules: tuple[str, ...] = ()
     #: Middleware paths replacing ``PUBSUB_JOBS_MIDDLEWARE`` (None: the settings').
     middleware: tuple[str, ...] | None = None
+    #: Messages each stream holds beyond its threads, so a thread that finishes a job finds
+    #: the next one waiting instead of waiting a round trip for it. They are not started:
+    #: a stop nacks them at once; a killed worker's come back within ``lease_seconds``.
+    prefetch: int = Field(DEFAULT_PREFETCH, ge=0, le=10_000)
     shutdown_timeout: float = Field(25.0, ge=0)
     burst: bool = False
     burst_idle: float = Field(2.0, ge=0)

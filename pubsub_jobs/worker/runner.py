@@ -254,6 +254,7 @@ class Worker:
                     message.delivery_attempt,
                     message.message_id,
                     queue,
+                    publish_time=message.publish_time,
                 )
                 self._settle(queue, message, outcome)
             except Exception:

@@ -49,7 +49,7 @@ class Streams:
                     path,
                     callback=callback(spec.name),
                     flow_control=pubsub_v1.types.FlowControl(
-                        max_messages=per_stream,
+                        max_messages=per_stream + self.options.prefetch,
                         max_lease_duration=self.options.max_lease_duration,
                         min_duration_per_lease_extension=self.options.lease_seconds,
                         max_duration_per_lease_extension=self.options.lease_seconds,

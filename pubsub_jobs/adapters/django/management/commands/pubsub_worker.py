@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 _PASSED_ON: list[tuple[str, Any, str]] = [
     ("--concurrency", int, "jobs at once per queue (default 10)"),
     ("--streams", int, "streaming pulls per queue (default 1)"),
+    ("--prefetch", int, "messages each stream holds beyond its threads (default 40)"),
     ("--burst-idle", float, "seconds idle before --burst exits (default 2)"),
     ("--shutdown-timeout", float, "how long running tasks may finish after SIGTERM (default 25)"),
     ("--processes", int, "run N worker processes under a supervisor that restarts them"),
