@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import typing
@@ -101,6 +102,11 @@ class ArgumentCodec:
             else:
                 if self._required.issubset(bound):
                     return bound
+        if not any(kind is _VAR_KEYWORD for _, kind in self._params):
+            unknown = [name for name in kwargs if name not in self._keywords]
+            if unknown:
+                raise InvalidArguments(f"{self._label}: " + "; ".join(
+                    _unknown_keyword(name, self._keywords) for name in unknown))
         try:
             return self.signature.bind(*args, **kwargs).arguments
         except TypeError as exc:
@@ -127,6 +133,7 @@ class ArgumentCodec:
         applies); from there on, and for keyword-only ones, arguments go by keyword."""
         out_args: list[Any] = []
         out_kwargs: dict[str, Any] = {}
+        errors: list[str] = []
         positional = True
         for name, kind in self._params:
             if name not in bound:
@@ -134,16 +141,21 @@ class ArgumentCodec:
                     positional = False
                 continue
             value = bound[name]
-            if kind is _VAR_POSITIONAL:
-                out_args.extend(convert(name, item) for item in value)
-            elif kind is _VAR_KEYWORD:
-                positional = False
-                out_kwargs.update({key: convert(name, item) for key, item in value.items()})
-            elif kind is _KEYWORD_ONLY or not positional:
-                positional = False
-                out_kwargs[name] = convert(name, value)
-            else:
-                out_args.append(convert(name, value))
+            try:
+                if kind is _VAR_POSITIONAL:
+                    out_args.extend(convert(name, item) for item in value)
+                elif kind is _VAR_KEYWORD:
+                    positional = False
+                    out_kwargs.update({key: convert(name, item) for key, item in value.items()})
+                elif kind is _KEYWORD_ONLY or not positional:
+                    positional = False
+                    out_kwargs[name] = convert(name, value)
+                else:
+                    out_args.append(convert(name, value))
+            except InvalidArguments as exc:  # go on: every bad argument is named at once
+                errors.append(str(exc).removeprefix(f"{self._label}: "))
+        if errors:
+            raise InvalidArguments(f"{self._label}: " + "; ".join(errors))
         return out_args, out_kwargs
 
     def _encode_one(self, name: str, value: Any) -> Any:
@@ -186,6 +198,12 @@ class ArgumentCodec:
             raise InvalidArguments(
                 f"{self._label}: argument {name!r} is invalid: {type(exc).__name__}: {exc}"
             ) from None
+
+
+def _unknown_keyword(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unexpected keyword argument {name!r}{hint}"
 
 
 def _non_finite(value: Any, depth: int = 0) -> bool:

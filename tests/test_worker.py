@@ -241,6 +241,15 @@ def test_missing_subscription_stops_the_worker_with_a_clear_error(pubsub_jobs_se
     assert "bootstrap --queue nowhere" in str(worker.error)
 
 
+def test_every_missing_subscription_is_named_before_anything_starts(pubsub_jobs_settings,
+                                                                   caplog):
+    worker = Worker(["nowhere", "neither"], settings=pubsub_jobs_settings)
+    with caplog.at_level(logging.INFO, "pubsub_jobs"):
+        assert worker.run() is False
+    assert "bootstrap --queue nowhere --queue neither" in str(worker.error)
+    assert "worker started" not in caplog.text
+
+
 def test_messages_published_by_any_client_run(core, drain_queues, ran):
     """Any publisher that writes wire format v1 enqueues a job (here: the raw client)."""
     client = pubsub_v1.PublisherClient()

@@ -110,6 +110,7 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
         burst=args.burst,
         burst_idle=args.burst_idle,
         max_lease_duration=args.max_lease_duration,
+        lease_seconds=args.lease_seconds,
         stuck_after=args.stuck_after,
         http_port=args.http_port,
         http_host=args.http_host,
@@ -146,6 +147,9 @@ def register(sub: Any) -> None:
                    help="address of the HTTP port (0.0.0.0 in a container)")
     p.add_argument("--stuck-after", type=float, default=900.0, metavar="SECONDS",
                    help="report stuck when a job runs, or nothing settles, this long")
+    p.add_argument("--lease-seconds", type=int, default=60, metavar="SECONDS",
+                   help="each lease renewal of a message (10-600): a running job may hold "
+                        "the GIL for 3/4 of it; a killed worker's messages return within it")
     p.add_argument("--max-lease-duration", type=float, default=3600.0, metavar="SECONDS",
                    help="how long a running job keeps its message; longer jobs are "
                         "redelivered meanwhile")

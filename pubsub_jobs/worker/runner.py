@@ -98,7 +98,7 @@ class Worker:
         """
         self.start()
         try:
-            while not self._stop_requested.wait(0.05):
+            while self.error is None and not self._stop_requested.wait(0.05):
                 if self._stream_failed() or (self.options.burst and self._idle()):
                     break
         finally:
@@ -109,11 +109,15 @@ class Worker:
         """Check the subscriptions, open the streams and return; jobs run in threads."""
         subscriber = self._subscriber = subscriber_client(self.settings)
         try:
-            self._check_subscriptions(subscriber)
+            missing = self._check_subscriptions(subscriber)
         except BaseException:
             subscriber.close()
             self._subscriber = None
             raise
+        if missing:  # every missing one named at once, before anything says "started"
+            self.error = _missing_error([self.settings.subscription_path(q) for q in missing],
+                                        missing)
+            log.error("%s", self.error)
         options = self.options
         if options.http_port is not None:
             self.http = StatusServer(self.status, options.http_port, options.http_host).start()
@@ -122,6 +126,8 @@ class Worker:
         self._leases.start()
         self._streams = Streams(subscriber, self.settings, options)
         self._streams.open(self.queues, self._callback)
+        if missing:
+            return
         log.info(
             "worker started: %s",
             ", ".join(f"{q.name} (concurrency {q.concurrency}, {q.streams} stream(s))"
@@ -152,21 +158,23 @@ class Worker:
         log.info("worker stopped: %s", self.stats.snapshot())
         return clean
 
-    def _check_subscriptions(self, subscriber: pubsub_v1.SubscriberClient) -> None:
-        """Refuse a subscription without a dead-letter policy; warn where jobs and
-        subscription disagree (a missing subscription is reported by its stream).
+    def _check_subscriptions(self, subscriber: pubsub_v1.SubscriberClient) -> list[str]:
+        """The queues whose subscription is missing; refuse a subscription without a
+        dead-letter policy; warn where jobs and subscription disagree.
 
         Without a dead-letter policy Pub/Sub sends no delivery attempt, so a failing job
         could not be counted and would be retried forever, silently. A job allowed more
         attempts than the subscription's ``max_delivery_attempts`` would be moved to the
         dead-letter topic by Pub/Sub before its last attempts.
         """
+        missing = []
         for spec in self.queues:
             path = self.settings.subscription_path(spec.name)
             try:
                 sub = subscriber.get_subscription(subscription=path)
             except gexc.NotFound:
-                continue  # the stream reports it, with the command that fixes it
+                missing.append(spec.name)
+                continue
             except Exception as exc:
                 log.warning("could not read %s (%s); not checking its policies", path,
                             describe(exc))
@@ -189,6 +197,7 @@ class Worker:
                     log.warning("job %s allows %d attempts but %s dead-letters after %d: "
                                 "raise the queue's max_delivery_attempts", job.name,
                                 job.max_attempts, path, limit)
+        return missing
 
     def status(self) -> dict[str, Any]:
         """What ``/status`` shows: ok or stuck (with reasons), queues, running jobs, counts."""
@@ -215,6 +224,8 @@ class Worker:
             )
 
     def _stream_failed(self) -> bool:
+        if self.error is not None:
+            return True
         if self._streams is None or self._stopping.is_set():
             return False
         error = self._streams.failure()
@@ -299,3 +310,12 @@ class Worker:
             message.ack()
         else:
             message.nack()
+
+
+def _missing_error(paths: list[str], queues: list[str]) -> StreamFailed:
+    command = "pubsub-jobs bootstrap " + " ".join(f"--queue {q}" for q in queues)
+    if len(paths) == 1:
+        return StreamFailed(f"subscription {paths[0]} does not exist: run `{command}` "
+                            "(or Terraform)")
+    return StreamFailed(f"subscriptions {', '.join(paths)} do not exist: run `{command}` "
+                        "(or Terraform)")
