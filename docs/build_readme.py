@@ -11,9 +11,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ROOT / "docs" / "sections"
-ORDER = [
-    "00-intro", "10-core", "20-production", "middleware", "delayed-jobs", "dead-jobs",
-    "django", "command-line", "deploying", "benchmarks", "99-development",
+ORDER = [  # one per line, so sections can be added without touching their neighbours
+    "00-intro",
+    "10-core",
+    "20-production",
+    "middleware",
+    "delayed-jobs",
+    "push-delivery",
+    "periodic-jobs",
+    "iterating-jobs",
+    "dead-jobs",
+    "dashboard",
+    "django",
+    "command-line",
+    "deploying",
+    "benchmarks",
+    "99-development",
 ]
 NOTE = "<!-- Generated from docs/sections/ by docs/build_readme.py: edit those files. -->\n"
 

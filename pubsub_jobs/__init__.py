@@ -18,6 +18,7 @@ from pubsub_jobs.errors import (
     EnqueueError,
     InvalidArguments,
     InvalidMessage,
+    InvalidSchedule,
     JobDefinitionError,
     JobError,
     JobFailed,
@@ -32,6 +33,7 @@ from pubsub_jobs.job import Job, enqueue_many, job
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware
 from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.schedules import Schedule, schedule
 from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
 
 __version__ = "0.1.0"
@@ -47,6 +49,7 @@ __all__ = [
     "InMemoryAdapter",
     "InvalidArguments",
     "InvalidMessage",
+    "InvalidSchedule",
     "Job",
     "JobContext",
     "JobDefinitionError",
@@ -59,6 +62,7 @@ __all__ = [
     "QueueOptions",
     "Registry",
     "Retry",
+    "Schedule",
     "ScheduleTooFar",
     "Settings",
     "TopicNotFound",
@@ -71,6 +75,7 @@ __all__ = [
     "get_adapter",
     "get_settings",
     "job",
+    "schedule",
     "set_adapter",
     "use_adapter",
 ]

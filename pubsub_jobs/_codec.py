@@ -158,6 +158,10 @@ class ArgumentCodec:
             raise InvalidArguments(f"{self._label}: " + "; ".join(errors))
         return out_args, out_kwargs
 
+    def encode_argument(self, name: str, value: Any) -> Any:
+        """One argument as JSON, from its hint (an iterating job's ``cursor``)."""
+        return self._encode_one(name, value)
+
     def _encode_one(self, name: str, value: Any) -> Any:
         adapter = self.adapters[name]
         if type(value) in self._passthrough[name] and _plain_value(value):

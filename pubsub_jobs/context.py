@@ -22,6 +22,13 @@ class JobContext:
     enqueued_at: datetime
     scheduled_at: datetime | None = None
     message_id: str | None = None
+    #: For a periodic job: the schedule's name, and the slot (the cron time, in UTC) this
+    #: run is for; every firing of one slot has the same slot and ``job_id``.
+    schedule: str | None = None
+    slot: datetime | None = None
+    #: For an iterating job: how many continuations came before this stretch (0 at first);
+    #: ``attempt`` counts the failures of this stretch only.
+    iteration: int = 0
     #: The message's attributes beyond the wire format's own (e.g. ``traceparent``).
     attributes: Mapping[str, str] = field(default_factory=dict, compare=False)
 

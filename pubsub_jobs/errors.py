@@ -11,12 +11,14 @@ Built-in bases are mixed in where they fit, so ``except ValueError`` still works
     ├── InvalidMessage (ValueError)          a message is not wire format v1
     ├── MessageTooLarge (ValueError)         a job exceeds a Pub/Sub or Cloud Tasks limit
     ├── ScheduleTooFar (ValueError)          a delayed job is due beyond Cloud Tasks' 30 days
+    ├── InvalidSchedule (ValueError)         a periodic job's cron, time zone, arguments or name
     ├── EnqueueError                         publishing failed; the job is not enqueued
     │   ├── TopicNotFound (LookupError)      the queue's topic does not exist
     │   └── BulkEnqueueError                 some jobs of a bulk enqueue failed
     ├── TopologyDrift                        bootstrap found resources set up differently
     ├── JobFailed                            the immediate adapter ran a job that failed
     ├── StreamFailed (RuntimeError)          a worker's streaming pull ended; says what to do
+    ├── PushRefused                          a push request refused before any job runs (4xx/503)
     ├── EmulatorError (RuntimeError)         a local emulator could not start or stop
     │   └── EmulatorAlreadyRunning           an emulator already answers on that port
     └── Retry                                raised by a job: run me again after ``delay``
@@ -73,6 +75,12 @@ class ScheduleTooFar(JobError, ValueError):
     """A delayed job is due further ahead than Cloud Tasks can hold it (30 days)."""
 
 
+class InvalidSchedule(JobError, ValueError):
+    """A periodic job cannot be declared: a bad cron expression, an unknown time zone,
+    arguments that do not fit the job, or a schedule name taken twice. The message names
+    the schedule."""
+
+
 class EnqueueError(JobError):
     """The job could not be published; it is not enqueued."""
 
@@ -118,6 +126,17 @@ class JobFailed(JobError):
 class StreamFailed(JobError, RuntimeError):
     """A worker's streaming pull ended (a missing subscription, an outage); the message
     says what to do."""
+
+
+class PushRefused(JobError):
+    """The push endpoint refuses a request before any job runs: ``status`` is the HTTP
+    answer (400 not a push envelope, 401 no valid token, 403 the wrong audience or account,
+    404 a queue not served here, 405 not a POST, 413 too large, 503 certificates out of
+    reach). The message says why, for the log; the caller gets the status alone."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class EmulatorError(JobError, RuntimeError):

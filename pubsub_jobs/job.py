@@ -13,6 +13,7 @@ from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
 from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.schedules import build_schedule, schedules_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,6 +23,25 @@ R = TypeVar("R")
 RetryWait = timedelta | float | Callable[[int], "timedelta | float"]
 
 DEFAULT_QUEUE = "default"
+#: Seconds an iterating job runs before it checkpoints (a ``@job`` option).
+DEFAULT_CHECKPOINT_EVERY = 60.0
+
+
+def _iterating(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` is an iterating job: a generator (or async generator) function with a
+    keyword-only ``cursor`` argument that defaults to None. A generator without one is
+    refused: nothing would resume it."""
+    if not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
+        return False
+    cursor = inspect.signature(fn).parameters.get("cursor")
+    if (cursor is None or cursor.kind is not inspect.Parameter.KEYWORD_ONLY
+            or cursor.default is not None):
+        raise JobDefinitionError(
+            f"job {name!r} is a generator, so it is an iterating job: give it a keyword-only "
+            "argument `cursor` defaulting to None (`def job(..., *, cursor: int | None = None)`)"
+            " and yield the cursor after each item it finished"
+        )
+    return True
 
 
 class Adapter(Protocol):
@@ -75,6 +95,9 @@ class Job(Generic[P, R]):
         discard_on: tuple[type[BaseException], ...] = (),
         retry_wait: RetryWait | None = None,
         registry: Registry | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
     ) -> None:
         if not callable(fn):
             raise JobDefinitionError(f"@job needs a function, not {fn!r}")
@@ -99,12 +122,24 @@ class Job(Generic[P, R]):
         self.retry_on = retry_on
         self.discard_on = discard_on
         self.retry_wait = retry_wait
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self.is_iterating = _iterating(fn, self.name)
+        if not checkpoint_every > 0:
+            raise JobDefinitionError(f"job {self.name!r}: checkpoint_every is seconds, > 0")
+        self.checkpoint_every = float(checkpoint_every)
         self.codec = ArgumentCodec(fn, f"job {self.name!r}")
         self._options = EnqueueOptions(queue=queue)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
-        (registry if registry is not None else default_registry).register(self)
+        planned = None
+        if cron is not None:  # validated before the job is registered: all or nothing
+            planned = build_schedule(self, cron, timezone=timezone or "UTC")
+        elif timezone is not None:
+            raise JobDefinitionError(f"job {self.name!r}: timezone= goes with cron=")
+        registry = registry if registry is not None else default_registry
+        registry.register(self)
+        if planned is not None:
+            schedules_for(registry).add(planned)
 
     def __repr__(self) -> str:
         return f"<Job {self.name} queue={self._options.queue!r}>"
@@ -218,6 +253,9 @@ def job(
     discard_on: tuple[type[BaseException], ...] = (),
     retry_wait: RetryWait | None = None,
     registry: Registry | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
 ) -> Callable[[Callable[P, R]], Job[P, R]]: ...
 
 
@@ -232,6 +270,9 @@ def job(
     discard_on: tuple[type[BaseException], ...] = (),
     retry_wait: RetryWait | None = None,
     registry: Registry | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
 ) -> Job[P, R] | Callable[[Callable[P, R]], Job[P, R]]:
     """Declare a job: ``@job`` or ``@job(queue="mailers", max_attempts=3, ...)``.
 
@@ -240,6 +281,11 @@ def job(
     dead-letters the job at once (reason ``not_retryable``). ``retry_wait`` (a timedelta,
     seconds, or a function of the failed attempt) makes a retry wait that long in Cloud Tasks
     instead of Pub/Sub's backoff (at most 600 s); retries still count toward ``max_attempts``.
+    ``cron`` (five fields) with ``timezone`` (default UTC) runs a job without arguments
+    periodically under a schedule named like the job; see :func:`pubsub_jobs.schedule`.
+    A generator function with a keyword-only ``cursor`` is an iterating job: it yields the
+    cursor after each item, and the worker checkpoints every ``checkpoint_every`` seconds
+    and on a stop, continuing it after the last cursor.
     """
 
     def decorate(func: Callable[P, R]) -> Job[P, R]:
@@ -252,6 +298,9 @@ def job(
             discard_on=discard_on,
             retry_wait=retry_wait,
             registry=registry,
+            cron=cron,
+            timezone=timezone,
+            checkpoint_every=checkpoint_every,
         )
 
     return decorate(fn) if fn is not None else decorate

@@ -4,6 +4,11 @@
 string attributes (``job_name``, ``job_id``, ``queue_name``, ``enqueued_at``,
 ``wire_version``, optionally ``scheduled_at``). The JSON Schema in ``schema/wire-v1.json``
 describes the same; :func:`schema` loads it.
+
+A periodic job's message, which Cloud Scheduler publishes unchanged on every slot, carries
+``schedule`` (its name) and may lack ``job_id`` and ``enqueued_at``: the worker derives them
+from the schedule and the message's publish time before decoding it
+(:func:`pubsub_jobs.schedules.scheduled_delivery`).
 """
 
 from __future__ import annotations

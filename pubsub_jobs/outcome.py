@@ -34,12 +34,15 @@ class Action(enum.Enum):
     DEAD_LETTER = "dead_letter"
     RESCHEDULE = "reschedule"
     """Schedule the job again after ``Outcome.delay`` (Cloud Tasks), then ack."""
+    CONTINUE = "continue"
+    """An iterating job checkpointed: publish ``Outcome.continuation``, then ack."""
 
 
 class Reason(enum.StrEnum):
     """Why a message was settled the way it was; dead-letter reasons travel as attributes."""
 
     SUCCEEDED = "succeeded"
+    CHECKPOINT = "checkpoint"
     DISCARDED = "discarded"
     RETRY = "retry"
     MAX_ATTEMPTS = "max_attempts"
@@ -61,10 +64,38 @@ class Outcome:
     delay: timedelta | None = None
     #: The attempt this was, counting the attempts before a reschedule (1 for the first run).
     attempt: int | None = None
+    #: What a CONTINUE publishes: the same job, resuming after the last cursor it yielded.
+    continuation: JobMessage | None = None
+    #: Items an iterating job finished in this run.
+    items: int = 0
 
     @property
     def failed(self) -> bool:
         return self.error is not None and self.reason is not Reason.DISCARDED
+
+
+#: Attribute of an iterating job's continuation: how many continuations came before it.
+ITERATION = "iteration"
+
+
+def iteration(attributes: Mapping[str, str]) -> int:
+    """The continuation count of a message (0 for the first stretch of a job)."""
+    text = attributes.get(ITERATION)
+    try:
+        return max(0, int(text)) if text else 0
+    except ValueError:
+        log.warning("ignoring attribute %s=%r: not a number", ITERATION, text)
+        return 0
+
+
+def continuation(message: JobMessage, cursor: Any) -> JobMessage:
+    """The message that resumes ``message`` after ``cursor`` (already encoded as JSON): same
+    job id and enqueue time, the next ``iteration``, and attempts counted afresh."""
+    attributes = {k: v for k, v in message.attributes.items()
+                  if k not in (PREVIOUS_ATTEMPTS, RESCHEDULED_FROM)}
+    attributes[ITERATION] = str(iteration(message.attributes) + 1)
+    return replace(message, kwargs={**message.kwargs, "cursor": cursor}, scheduled_at=None,
+                   attributes=attributes)
 
 
 #: Attributes a dead-lettered copy gets, and a retry from the dead set drops again. The

@@ -12,18 +12,27 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs.context import JobContext, _current
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.outcome import Action, Outcome, Reason, job_fields, previous_attempts
+from pubsub_jobs.outcome import (
+    Action,
+    Outcome,
+    Reason,
+    continuation,
+    iteration,
+    job_fields,
+    previous_attempts,
+)
 from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -146,6 +155,10 @@ class Performer:
         self.settings = settings or get_settings()
         self.middleware: PerformHooks = middleware if middleware is not None else NoHooks()
         self.async_runner = async_runner or AsyncRunner()
+        #: Set by a delivery path that is stopping: iterating jobs checkpoint after the item
+        #: they are on.
+        self.stopping = threading.Event()
+        self.schedules = schedules_for(self.registry)
         self._max_decoded = self.settings.max_decoded_message_mb * 2**20
 
     def perform(
@@ -155,9 +168,21 @@ class Performer:
         delivery_attempt: int | None = None,
         message_id: str | None = None,
         queue: str | None = None,
+        publish_time: datetime | None = None,
     ) -> Outcome:
+        """Run the job of one message and say what to do with the message.
+
+        ``publish_time`` (Pub/Sub's, default now) gives a scheduled message (one with a
+        ``schedule`` attribute, as Cloud Scheduler publishes it) its slot, hence its job id.
+        """
+        scheduled = None
+        if SCHEDULE_ATTRIBUTE in attributes:
+            scheduled = scheduled_delivery(attributes, publish_time, self.schedules)
         try:
-            message = JobMessage.decode(data, attributes, max_decoded_bytes=self._max_decoded)
+            message = JobMessage.decode(
+                data, attributes if scheduled is None else scheduled.attributes,
+                max_decoded_bytes=self._max_decoded,
+            )
         except InvalidMessage as exc:
             return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
         try:
@@ -186,6 +211,9 @@ class Performer:
             enqueued_at=message.enqueued_at,
             scheduled_at=message.scheduled_at,
             message_id=message_id,
+            schedule=scheduled.schedule if scheduled is not None else None,
+            slot=scheduled.slot if scheduled is not None else None,
+            iteration=iteration(message.attributes),
             attributes=message.attributes,
         )
         chain = self.middleware
@@ -194,17 +222,19 @@ class Performer:
         started = time.perf_counter()
         token = _current.set(context)
         try:
-            if job.is_async:
-                self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
-            elif chain:
-                with chain.perform_context(context):
-                    job.fn(*args, **kwargs)
+            if job.is_iterating:
+                outcome = self._iterate(job, args, kwargs, context, message)
             else:
-                job.fn(*args, **kwargs)
+                if job.is_async:
+                    self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
+                elif chain:
+                    with chain.perform_context(context):
+                        job.fn(*args, **kwargs)
+                else:
+                    job.fn(*args, **kwargs)
+                outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
         except BaseException as exc:  # noqa: B036 - SystemExit from a job is one failed attempt
             outcome = _failure(exc, job, attempt, max_attempts)
-        else:
-            outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
         finally:
             _current.reset(token)
         outcome = replace(outcome, duration=time.perf_counter() - started, attempt=attempt)
@@ -218,6 +248,38 @@ class Performer:
                 log.exception("after_perform of %s %s raised; the job's outcome (%s) stands",
                               context.job_name, context.job_id, outcome.reason.value)
         return outcome
+
+    def _iterate(
+        self, job: Job[Any, Any], args: list[Any], kwargs: dict[str, Any], context: JobContext,
+        message: JobMessage,
+    ) -> Outcome:
+        """Run an iterating job until it ends (ACK) or a checkpoint is due (CONTINUE): a stop
+        was requested, or ``checkpoint_every`` seconds passed. The item running then finishes
+        first; the continuation resumes after the last cursor yielded."""
+        deadline = time.monotonic() + job.checkpoint_every
+        stopping = self.stopping
+
+        def due() -> bool:
+            return stopping.is_set() or time.monotonic() >= deadline
+
+        chain = self.middleware
+        if job.is_async:
+            done, items, last = self.async_runner.run(
+                _iterate_async(context, job.fn(*args, **kwargs), chain, due)
+            )
+        else:
+            with chain.perform_context(context):
+                done, items, last = _iterate_sync(job.fn(*args, **kwargs), due)
+        if done:
+            return Outcome(Action.ACK, Reason.SUCCEEDED, items=items)
+        cursor = job.codec.encode_argument("cursor", last)
+        log.info("%s %s checkpoint after %d item(s) at cursor %r (iteration %d)",
+                 context.job_name, context.job_id, items, cursor, context.iteration,
+                 extra={"job_id": context.job_id, "job_name": context.job_name,
+                        "queue": context.queue, "items": items,
+                        "iteration": context.iteration})
+        return Outcome(Action.CONTINUE, Reason.CHECKPOINT, items=items,
+                       continuation=continuation(message, cursor))
 
     def _rejected(
         self, reason: Reason, exc: BaseException, attributes: Mapping[str, str], queue: str | None
@@ -234,6 +296,36 @@ class Performer:
 
     def close(self) -> None:
         self.async_runner.close()
+
+
+def _iterate_sync(gen: Any, due: Callable[[], bool]) -> tuple[bool, int, Any]:
+    """``(finished, items, last cursor)`` of a generator run until it ends or ``due()``."""
+    items, last = 0, None
+    try:
+        for cursor in gen:
+            items, last = items + 1, cursor
+            if due():
+                return False, items, last
+        return True, items, last
+    finally:
+        gen.close()
+
+
+async def _iterate_async(
+    context: JobContext, agen: Any, chain: PerformHooks, due: Callable[[], bool]
+) -> tuple[bool, int, Any]:
+    """:func:`_iterate_sync` for an async generator, in the event loop's task."""
+    _current.set(context)
+    items, last = 0, None
+    with chain.perform_context(context):
+        try:
+            async for cursor in agen:
+                items, last = items + 1, cursor
+                if due():
+                    return False, items, last
+            return True, items, last
+        finally:
+            await agen.aclose()
 
 
 async def _with_context(

@@ -121,6 +121,23 @@ class Settings(BaseSettings):
         "object per line as Cloud Logging reads them; --log-format wins.",
     )
 
+    push_audience: str | None = Field(
+        None, description="Audience the push endpoint expects in Pub/Sub's OIDC tokens "
+        "(the push subscription's oidc_token audience, e.g. the service's URL)."
+    )
+    push_service_account: str | None = Field(
+        None, description="Email of the service account whose OIDC tokens the push endpoint "
+        "accepts (the push subscription's oidc_token service account)."
+    )
+    push_certs_url: str = Field(
+        "https://www.googleapis.com/oauth2/v1/certs",
+        description="Where the push endpoint gets the certificates that verify OIDC tokens.",
+    )
+    push_auth: Literal["oidc", "none"] = Field(
+        "oidc", description="How push requests are authenticated: oidc (Google-signed "
+        "tokens), or none, accepted only against the emulator (PUBSUB_EMULATOR_HOST)."
+    )
+
     middleware: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Middleware import paths ('myapp.middleware:AuditLog', or logging, "
@@ -187,6 +204,11 @@ class Settings(BaseSettings):
         return (
             f"projects/{self.require_project()}/subscriptions/{self.dead_letter_topic(queue)}"
         )
+
+    def workers_topic_path(self) -> str:
+        """Topic of the workers' heartbeats (``<prefix>workers``), which dashboards read; so
+        ``workers`` is no queue name."""
+        return f"projects/{self.require_project()}/topics/{self.prefix}workers"
 
 
 _lock = threading.Lock()

@@ -1,7 +1,7 @@
 # Delayed jobs: the application creates an HTTP task whose request publishes the job to
 # its queue's topic through the Pub/Sub REST API, with an OAuth token of the scheduler
 # account. Cloud Tasks keeps the task until it is due. The queue is the one bootstrap
-# creates (cloud_tasks_queue_spec in pubsub_jobs/topology.py).
+# creates (cloud_tasks_queue_spec in pubsub_jobs/admin/topology.py).
 
 resource "google_cloud_tasks_queue" "delayed" {
   count = var.enable_delayed_jobs ? 1 : 0

@@ -1,7 +1,8 @@
-# Least privilege: every grant is on a single topic, subscription, queue or service
-# account, never on the project, so no account here can create or delete topics.
-# The roles used: roles/pubsub.publisher, roles/pubsub.subscriber,
-# roles/cloudtasks.enqueuer, roles/iam.serviceAccountUser.
+# Least privilege: every grant is on a single topic, subscription, queue, service account
+# or Cloud Run service, never on the project, so no account here can create or delete topics.
+# The roles used: roles/pubsub.publisher, roles/pubsub.subscriber, roles/pubsub.viewer,
+# roles/cloudtasks.enqueuer, roles/iam.serviceAccountUser, and for push queues
+# roles/run.invoker and roles/iam.serviceAccountTokenCreator.
 
 # Dead-lettering, the part people forget: Pub/Sub's own service agent publishes a message
 # that failed max_delivery_attempts times to the dead-letter topic, and acknowledges it on
@@ -25,15 +26,26 @@ resource "google_pubsub_subscription_iam_member" "service_agent_acks_worker_subs
   member       = local.pubsub_service_agent
 }
 
-# The worker: pulls its subscriptions, publishes dead-lettered copies (with the reason)
-# and jobs that jobs enqueue or reschedule.
+# The worker: pulls its subscriptions, reads their policies (it compares delivery attempts
+# with max_delivery_attempts at start-up, and /status shows them), publishes dead-lettered
+# copies (with the reason) and jobs that jobs enqueue or reschedule. The push server runs as
+# the same account; Pub/Sub delivers push queues to it, so it pulls nothing.
 
 resource "google_pubsub_subscription_iam_member" "worker_pulls" {
-  for_each = local.queues
+  for_each = { for queue, spec in local.queues : queue => spec if spec.push_endpoint == null }
 
   project      = var.project
   subscription = google_pubsub_subscription.worker[each.key].name
   role         = "roles/pubsub.subscriber"
+  member       = local.worker_member
+}
+
+resource "google_pubsub_subscription_iam_member" "worker_reads_subscriptions" {
+  for_each = local.queues
+
+  project      = var.project
+  subscription = google_pubsub_subscription.worker[each.key].name
+  role         = "roles/pubsub.viewer"
   member       = local.worker_member
 }
 
@@ -66,8 +78,9 @@ resource "google_pubsub_topic_iam_member" "app_publishes_jobs" {
   member  = local.app_member
 }
 
-# Delayed jobs: the scheduler's token publishes due jobs; whoever schedules them creates
-# tasks in the queue (enqueuer) and lets Cloud Tasks use the scheduler's token (actAs).
+# Delayed jobs: the scheduler's token publishes due jobs; whoever schedules them (the
+# application, and the worker for its retries: local.delayed_job_schedulers) creates tasks in
+# the queue (enqueuer) and lets Cloud Tasks use the scheduler's token (actAs).
 
 resource "google_pubsub_topic_iam_member" "scheduler_publishes_jobs" {
   for_each = { for queue, spec in local.queues : queue => spec if var.enable_delayed_jobs }
@@ -80,8 +93,7 @@ resource "google_pubsub_topic_iam_member" "scheduler_publishes_jobs" {
 
 locals {
   schedulers = {
-    for who, member in { app = local.app_member, worker = local.worker_member } : who => member
-    if var.enable_delayed_jobs && (who == "app" || var.worker_enqueues_delayed_jobs)
+    for who in local.delayed_job_schedulers : who => who == "app" ? local.app_member : local.worker_member
   }
 }
 
@@ -128,4 +140,26 @@ resource "google_pubsub_topic_iam_member" "operators_retry_jobs" {
   topic   = google_pubsub_topic.queue[each.value.queue].name
   role    = "roles/pubsub.publisher"
   member  = each.value.member
+}
+
+# Push queues: Pub/Sub's service agent signs each push request with an OIDC token of the
+# push account (token creator on that one account), and the push account may call the Cloud
+# Run service behind the endpoints (invoker on that one service).
+
+resource "google_service_account_iam_member" "service_agent_signs_push_tokens" {
+  count = length(local.push_bases) > 0 ? 1 : 0
+
+  service_account_id = "projects/${var.project}/serviceAccounts/${local.push_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+resource "google_cloud_run_v2_service_iam_member" "push_invokes" {
+  count = length(local.push_bases) > 0 && var.push_cloud_run_service != null ? 1 : 0
+
+  project  = var.project
+  location = local.push_cloud_run_location
+  name     = var.push_cloud_run_service
+  role     = "roles/run.invoker"
+  member   = local.push_member
 }

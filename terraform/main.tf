@@ -1,25 +1,24 @@
-# pubsub-jobs on Google Cloud: per queue a topic, a worker subscription with dead-letter
-# and retry policies, a dead-letter topic and subscription (pubsub.tf); the IAM that
-# dead-lettering needs and least-privilege accounts (iam.tf); the Cloud Tasks queue for
-# delayed jobs (delayed.tf). Names and policies come from queues.tf.
+# pubsub-jobs on Google Cloud: per queue a topic, a worker subscription (pull, or push with
+# OIDC) with dead-letter and retry policies, a dead-letter topic and subscription
+# (pubsub.tf); the IAM that dead-lettering and pushing need and least-privilege accounts
+# (iam.tf, service_accounts.tf); the Cloud Tasks queue for delayed jobs (delayed.tf); Cloud
+# Scheduler jobs for periodic jobs (schedules.tf). Names and policies come from queues.tf
+# and settings.tf.
 
+# The project number names Google's service agents. It is read at plan time: a data source
+# that waited for google_project_service would be read during apply whenever the set of APIs
+# changes, and every grant to a service agent would be replaced (no permission meanwhile).
 data "google_project" "this" {
-  project_id = var.project
+  count = var.project_number == null ? 1 : 0
 
-  depends_on = [google_project_service.enabled]
+  project_id = var.project
 }
 
 locals {
-  apis = concat(
-    ["pubsub.googleapis.com", "iam.googleapis.com", "cloudresourcemanager.googleapis.com"],
-    var.enable_delayed_jobs ? ["cloudtasks.googleapis.com"] : [],
-  )
+  project_number = var.project_number != null ? var.project_number : one(data.google_project.this[*].number)
 
-  cloud_tasks_location   = var.cloud_tasks_location != null ? var.cloud_tasks_location : var.region
-  service_account_prefix = var.service_account_prefix != null ? var.service_account_prefix : var.prefix
-
-  # Google's own account that moves messages to dead-letter topics.
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Google's own account that moves messages to dead-letter topics and signs push tokens.
+  pubsub_service_agent = "serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
 resource "google_project_service" "enabled" {

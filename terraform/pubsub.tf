@@ -1,6 +1,6 @@
 # The Pub/Sub resources of each queue, as `pubsub-jobs bootstrap` creates them.
 # Every attribute is a value of local.queues (queues.tf) or a literal, so that the
-# test can evaluate it.
+# test can evaluate it (the push account's email aside).
 
 resource "google_pubsub_topic" "queue" {
   for_each = local.queues
@@ -42,10 +42,40 @@ resource "google_pubsub_subscription" "worker" {
     maximum_backoff = each.value.maximum_backoff
   }
 
+  # A push queue (a push_endpoint in var.queues): the same subscription, policies and name,
+  # but Pub/Sub POSTs each message to the push server's /push/QUEUE with an OIDC token of
+  # the push account, and waits 600 s for its answer. Changing a queue between pull and
+  # push updates the subscription in place.
+  dynamic "push_config" {
+    for_each = each.value.push_endpoint == null ? [] : [each.value]
+    content {
+      push_endpoint = push_config.value.push_endpoint
+
+      oidc_token {
+        service_account_email = local.push_email
+        audience              = push_config.value.push_audience
+      }
+    }
+  }
+
   # An empty ttl: the subscription never expires, however long no worker runs.
   expiration_policy {
     ttl = ""
   }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.queue_problems[each.key]) == 0
+      error_message = "Queue ${each.key}: ${join(" ", local.queue_problems[each.key])}"
+    }
+  }
+
+  # Pushing starts as soon as the subscription exists: the push account must already be
+  # allowed to call the service, and Pub/Sub to sign its tokens.
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.push_invokes,
+    google_service_account_iam_member.service_agent_signs_push_tokens,
+  ]
 }
 
 resource "google_pubsub_subscription" "dead_letter" {

@@ -4,8 +4,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 5.0, < 8.0"
+      source = "hashicorp/google"
+      # Planned against the schemas of 5.0, 6.1, 6.50, 7.46 and 8.7.
+      version = ">= 5.0, < 9.0"
     }
   }
 }

@@ -1,11 +1,12 @@
 """The Terraform module creates what ``pubsub-jobs bootstrap`` creates, from the same settings.
 
 Terraform cannot download the google provider here, so ``terraform validate`` cannot run.
-Instead: ``queues.tf`` computes every name and policy from variables alone, and Terraform
-itself evaluates it (with ``variables.tf``, which type-checks and validates the variables)
-in a scratch directory that needs no provider; python-hcl2 reads the resources of
-``pubsub.tf``, whose attributes are values of those locals or literals. The result is
-compared with what bootstrap created on the emulator.
+Instead: ``queues.tf`` and ``settings.tf`` compute every name, policy and plan-time check
+from variables alone, and Terraform itself evaluates them (with ``variables.tf``, which
+type-checks and validates the variables) in a scratch directory that needs no provider;
+python-hcl2 reads the resources of ``pubsub.tf``, whose attributes are values of those locals
+or literals. The result is compared with what bootstrap created on the emulator.
+tests/test_terraform_safety.py and tests/test_terraform_push_schedules.py use the same helpers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,10 @@ MODULE = ROOT / "terraform"
 EXAMPLES = MODULE / "examples"
 
 #: Files of the module that Terraform can evaluate without a provider.
-PROVIDER_FREE = ("variables.tf", "queues.tf")
+PROVIDER_FREE = ("variables.tf", "queues.tf", "settings.tf")
 
-#: Attributes of the subscriptions that bootstrap does not set (placement, labels).
-NOT_COMPARED = {"for_each", "project", "labels", "depends_on"}
+#: Attributes of the subscriptions that bootstrap does not set (placement, labels, checks).
+NOT_COMPARED = {"for_each", "project", "labels", "depends_on", "lifecycle"}
 
 TERRAFORM = shutil.which("terraform")
 
@@ -83,45 +84,73 @@ def module_resources() -> dict[str, dict[str, dict[str, Any]]]:
     return found
 
 
-def evaluate_module(workdir: Path, tfvars: dict[str, Any] | Path) -> dict[str, Any]:
-    """Terraform's own values of ``local.queues`` and ``local.queues_setting`` for ``tfvars``."""
+def _provider_free_root(
+    workdir: Path, tfvars: dict[str, Any] | Path, outputs: Sequence[str]
+) -> list[str]:
+    """A scratch root of the provider-free files, with ``tfvars`` and an output per local;
+    returns the arguments that give it the required variables."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name in PROVIDER_FREE:
         shutil.copy(MODULE / name, workdir / name)
-    (workdir / "evaluate.tf").write_text(
-        'output "queues" {\n  value = local.queues\n}\n'
-        'output "queues_setting" {\n  value = local.queues_setting\n}\n'
-    )
+    (workdir / "evaluate.tf").write_text("".join(
+        f'output "{name}" {{\n  value = local.{name}\n}}\n' for name in outputs
+    ))
+    for old in workdir.glob("*.auto.tfvars.json"):
+        old.unlink()
     if isinstance(tfvars, Path):
         shutil.copy(tfvars, workdir / tfvars.name)
     else:
         (workdir / "test.auto.tfvars.json").write_text(json.dumps(tfvars))
-    for step in (["init", "-input=false"],
-                 ["apply", "-auto-approve", "-input=false",
-                  "-var", "project=test-project", "-var", "region=us-central1"]):
-        proc = terraform(*step, cwd=workdir)
-        assert proc.returncode == 0, f"terraform {step[0]}: {proc.stdout}\n{proc.stderr}"
+    proc = terraform("init", "-input=false", cwd=workdir)
+    assert proc.returncode == 0, f"terraform init: {proc.stdout}\n{proc.stderr}"
+    return ["-input=false", "-var", "project=test-project", "-var", "region=us-central1"]
+
+
+def evaluate_module(
+    workdir: Path, tfvars: dict[str, Any] | Path,
+    outputs: Sequence[str] = ("queues", "queues_setting"),
+) -> dict[str, Any]:
+    """Terraform's own values of the module's provider-free ``local.<output>`` for ``tfvars``
+    (by default ``local.queues`` and ``local.queues_setting``)."""
+    args = _provider_free_root(workdir, tfvars, outputs)
+    proc = terraform("apply", "-auto-approve", *args, cwd=workdir)
+    assert proc.returncode == 0, f"terraform apply: {proc.stdout}\n{proc.stderr}"
     proc = terraform("output", "-json", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     return {name: out["value"] for name, out in json.loads(proc.stdout).items()}
 
 
+def refusal(workdir: Path, tfvars: dict[str, Any]) -> str:
+    """What Terraform says when it refuses ``tfvars`` at plan time, on one line."""
+    args = _provider_free_root(workdir, tfvars, ["queues"])
+    proc = terraform("plan", *args, cwd=workdir)
+    assert proc.returncode != 0, f"terraform accepted {tfvars}:\n{proc.stdout}"
+    return " ".join(proc.stderr.split())
+
+
 class Resolver:
-    """Evaluates the few expression forms ``pubsub.tf`` uses, for one queue."""
+    """Evaluates the few expression forms ``pubsub.tf`` uses, for one queue; ``known`` gives
+    the values of other expressions (``{"${local.push_email}": ...}``)."""
 
     def __init__(self, project: str, specs: dict[str, Any],
-                 all_resources: dict[str, dict[str, dict[str, Any]]]) -> None:
+                 all_resources: dict[str, dict[str, dict[str, Any]]],
+                 known: dict[str, Any] | None = None) -> None:
         self.project = project
         self.specs = specs
         self.resources = all_resources
+        self.known = known or {}
 
     def value(self, expr: Any, queue: str) -> Any:
         if isinstance(expr, bool | int | float):
             return expr
         text = str(expr)
+        if text in self.known:
+            return self.known[text]
         if re.fullmatch(r'"[^"$]*"', text):
             return json.loads(text)
         if m := re.fullmatch(r"\$\{each\.value\.(\w+)\}", text):
+            return self.specs[queue][m[1]]
+        if m := re.fullmatch(r"\$\{\w+\.value\.(\w+)\}", text):  # a dynamic block's item
             return self.specs[queue][m[1]]
         if text == "${var.project}":
             return self.project
@@ -132,10 +161,23 @@ class Resolver:
         raise AssertionError(f"expression the test cannot evaluate (keep it simple): {text}")
 
     def body(self, body: dict[str, Any], queue: str) -> dict[str, Any]:
-        """Attributes and nested blocks of a resource, evaluated."""
+        """Attributes and nested blocks of a resource, evaluated; a dynamic block whose
+        for_each is ``each.value.X == null ? [] : [each.value]`` exists when X is set."""
         out: dict[str, Any] = {}
         for key, expr in body.items():
             if key.startswith("__") or key in NOT_COMPARED:
+                continue
+            if key == "dynamic":
+                for block in expr:
+                    for label, dynamic in block.items():
+                        if label.startswith("__"):
+                            continue
+                        m = re.fullmatch(r"\$\{each\.value\.(\w+) == null \? \[\] : "
+                                         r"\[each\.value\]\}", dynamic["for_each"])
+                        assert m, f"dynamic block the test cannot evaluate: {dynamic['for_each']}"
+                        if self.specs[queue][m[1]] is not None:
+                            (content,) = dynamic["content"]
+                            out[unquote(label)] = self.body(content, queue)
                 continue
             if isinstance(expr, list) and expr and isinstance(expr[0], dict):
                 (block,) = expr
@@ -328,10 +370,12 @@ def test_module_refuses_options_pubsub_refuses(tmp_path: Path) -> None:
 
 
 def test_least_privilege() -> None:
-    """Grants are per topic, subscription, queue or account; nothing can create topics."""
+    """Grants are per topic, subscription, queue, account or Cloud Run service; nothing can
+    create topics."""
     found = module_resources()
-    allowed = {"roles/pubsub.publisher", "roles/pubsub.subscriber",
-               "roles/cloudtasks.enqueuer", "roles/iam.serviceAccountUser"}
+    allowed = {"roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer",
+               "roles/cloudtasks.enqueuer", "roles/iam.serviceAccountUser",
+               "roles/run.invoker", "roles/iam.serviceAccountTokenCreator"}
     grants: dict[str, tuple[str, str, str]] = {}
     for rtype, named in found.items():
         assert not rtype.startswith("google_project_iam"), rtype
@@ -354,8 +398,11 @@ def test_least_privilege() -> None:
             == "${google_pubsub_subscription.worker[each.key].name}")
     main_locals = load_hcl(MODULE / "main.tf")["locals"][0]
     assert main_locals["pubsub_service_agent"] == (
-        '"serviceAccount:service-${data.google_project.this.number}'
-        '@gcp-sa-pubsub.iam.gserviceaccount.com"'
+        '"serviceAccount:service-${local.project_number}@gcp-sa-pubsub.iam.gserviceaccount.com"'
+    )
+    assert main_locals["project_number"] == (
+        "${var.project_number != null ? var.project_number : "
+        "one(data.google_project.this[*].number)}"
     )
 
     by_member: dict[str, set[str]] = {}
@@ -365,7 +412,14 @@ def test_least_privilege() -> None:
         "google_pubsub_topic_iam_member roles/pubsub.publisher"}
     assert by_member["${local.worker_member}"] == {
         "google_pubsub_topic_iam_member roles/pubsub.publisher",
-        "google_pubsub_subscription_iam_member roles/pubsub.subscriber"}
+        "google_pubsub_subscription_iam_member roles/pubsub.subscriber",
+        "google_pubsub_subscription_iam_member roles/pubsub.viewer"}
+    assert by_member[agent] == {
+        "google_pubsub_topic_iam_member roles/pubsub.publisher",
+        "google_pubsub_subscription_iam_member roles/pubsub.subscriber",
+        "google_service_account_iam_member roles/iam.serviceAccountTokenCreator"}
+    assert by_member["${local.push_member}"] == {
+        "google_cloud_run_v2_service_iam_member roles/run.invoker"}
     assert by_member["${local.scheduler_member}"] == {
         "google_pubsub_topic_iam_member roles/pubsub.publisher"}
     assert by_member["${each.value}"] == {  # whoever schedules delayed jobs
@@ -376,10 +430,10 @@ def test_least_privilege() -> None:
     assert queue["name"] == "${var.cloud_tasks_queue}"
 
 
-@pytest.mark.parametrize("example", ["cloud-run", "gke"])
+@pytest.mark.parametrize("example", ["cloud-run", "cloud-run-push", "gke"])
 def test_example_uses_generated_variables(example: str) -> None:
     """An example's tfvars file is what `terraform-vars` writes, and its root passes each
-    of those variables to the module."""
+    of those variables to the module (the push example adds each queue's push endpoint)."""
     example_dir = EXAMPLES / example
     written = json.loads((example_dir / DEFAULT_TFVARS_PATH).read_text())
     settings = Settings(
@@ -396,7 +450,11 @@ def test_example_uses_generated_variables(example: str) -> None:
     jobs = modules["pubsub_jobs"]
     assert unquote(jobs["source"]) == "../.."
     for name in written:
-        assert jobs[name] == f"${{var.{name}}}", name
+        if example == "cloud-run-push" and name == "queues":
+            assert jobs[name] == ("${{for queue, options in var.queues : queue => "
+                                  "merge(options, {push_endpoint = local.push_url})}}")
+        else:
+            assert jobs[name] == f"${{var.{name}}}", name
 
 
 def test_readme_section_runs(

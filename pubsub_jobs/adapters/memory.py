@@ -44,6 +44,8 @@ class RunSummary:
     failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    #: Stretches of iterating jobs that checkpointed and continued.
+    checkpointed: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -143,6 +145,9 @@ class InMemoryAdapter(Adapter):
                 summary.retried += 1
                 with self._lock:
                     self.queues[name].append(stored)
+            elif outcome.action is Action.CONTINUE and outcome.continuation is not None:
+                summary.checkpointed += 1
+                self.publish(replace(outcome.continuation, queue=name))
             elif outcome.action is Action.RESCHEDULE:
                 summary.retried += 1
                 self.schedule(rescheduled(replace(stored.job, queue=name), outcome,

@@ -80,3 +80,18 @@ class OutcomeStore:
                       message_id, describe(exc))
             return False
         return True
+
+    def continue_job(self, queue: str, outcome: Outcome, message_id: str) -> bool:
+        """Publish an iterating job's continuation (``outcome.continuation``) to ``queue``;
+        True once Pub/Sub confirmed it. Until then the running message must not be acked:
+        if this fails, the stretch runs again from the previous checkpoint."""
+        if outcome.continuation is None:
+            log.error("message %s checkpointed without a continuation; nacking it", message_id)
+            return False
+        try:
+            self.adapter.publish(replace(outcome.continuation, queue=queue))
+        except Exception as exc:
+            log.error("could not publish the continuation of message %s (%s); nacking it so "
+                      "the job resumes from its previous checkpoint", message_id, describe(exc))
+            return False
+        return True

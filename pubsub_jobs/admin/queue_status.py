@@ -131,8 +131,8 @@ def discover_queues(settings: Settings | None = None) -> list[str]:
         ]
     finally:
         publisher.stop()
-    prefix = settings.prefix
-    queues = {n[len(prefix):] for n in names if n.startswith(prefix)}
+    prefix, heartbeats = settings.prefix, settings.workers_topic_path().rsplit("/", 1)[-1]
+    queues = {n[len(prefix):] for n in names if n.startswith(prefix) and n != heartbeats}
     return sorted(q for q in queues
                   if q and not (q.endswith("-dead-letter") and q[: -len("-dead-letter")] in queues))
 

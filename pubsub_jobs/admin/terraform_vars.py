@@ -9,13 +9,17 @@ Durations are written in seconds, the form the module (and ``PUBSUB_JOBS_QUEUES`
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.schedules import Schedule
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 #: Terraform loads ``*.auto.tfvars.json`` files of the working directory automatically.
@@ -57,6 +61,48 @@ def terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> d
     }
     if settings.cloud_tasks_location:
         variables["cloud_tasks_location"] = settings.cloud_tasks_location
+    schedules = _schedules.get()
+    if schedules is not None:  # `terraform-vars MODULE ...`: see writing_schedules
+        variables["schedules"] = schedule_variables(schedules, names)
+    return variables
+
+
+#: The schedules :func:`terraform_vars` writes, while :func:`writing_schedules` is active.
+_schedules: ContextVar[tuple[Schedule, ...] | None] = ContextVar(
+    "pubsub_jobs_terraform_schedules", default=None
+)
+
+
+@contextmanager
+def writing_schedules(schedules: Iterable[Schedule]) -> Iterator[None]:
+    """Within, :func:`terraform_vars` also writes the module's ``schedules`` variable
+    (``pubsub-jobs terraform-vars MODULE ...`` uses it for the modules' schedules)."""
+    token = _schedules.set(tuple(schedules))
+    try:
+        yield
+    finally:
+        _schedules.reset(token)
+
+
+def schedule_variables(
+    schedules: Iterable[Schedule], queues: Collection[str]
+) -> dict[str, dict[str, Any]]:
+    """The module's ``schedules`` variable: by schedule name, what its Cloud Scheduler job
+    publishes (``data`` in base64, as ``pubsub_target.data`` takes it) and when."""
+    variables = {}
+    for schedule in sorted(schedules, key=lambda s: s.name):
+        if schedule.queue not in queues:
+            raise ConfigurationError(
+                f"schedule {schedule.name!r} publishes to queue {schedule.queue!r}, which "
+                f"is not among the queues written: add --queue {schedule.queue}"
+            )
+        variables[schedule.name] = {
+            "queue": schedule.queue,
+            "cron": schedule.cron,
+            "time_zone": schedule.timezone,
+            "data": base64.b64encode(schedule.data()).decode("ascii"),
+            "attributes": schedule.attributes(),
+        }
     return variables
 
 

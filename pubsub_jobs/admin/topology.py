@@ -6,6 +6,11 @@ dead-letter topic and subscription ``jobs-Q-dead-letter``. Terraform creates the
 the same :class:`~pubsub_jobs.settings.QueueOptions`. When a Cloud Tasks location is
 configured, ``bootstrap`` also creates the Cloud Tasks queue that holds delayed jobs
 (``jobs-delayed``), shared by every queue.
+
+With ``push_endpoint`` (``bootstrap --push-endpoint URL``), the worker subscription is a
+push subscription instead, to ``URL/push/Q`` (``URL`` is the push server's base URL), with
+the same policies and an ack deadline of :data:`PUSH_ACK_DEADLINE`; on Google Cloud it sends
+an OIDC token of ``push_service_account`` for ``push_audience`` (default: ``URL``).
 """
 
 from __future__ import annotations
@@ -15,19 +20,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2
 
 from pubsub_jobs.adapters.clients import pubsub_clients
-from pubsub_jobs.errors import TopologyDrift
+from pubsub_jobs.errors import ConfigurationError, TopologyDrift
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.admin.topology")
 
 #: Dead-letter subscriptions keep their messages for a person to see: long ack deadline.
 DEAD_LETTER_ACK_DEADLINE = 60
+#: Ack deadline of push subscriptions: how long Pub/Sub waits for the endpoint's answer
+#: (Pub/Sub's longest; the push endpoint's ``PUSH_ACK_DEADLINE`` says the same).
+PUSH_ACK_DEADLINE = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,14 @@ class QueueTopology:
             expiration_policy=pubsub_v1.types.ExpirationPolicy(),
         )
 
+    def push_subscription(self, push_config: pubsub_v1.types.PushConfig
+                          ) -> pubsub_v1.types.Subscription:
+        """The worker subscription as a push subscription (see :func:`push_config`)."""
+        wanted = self.worker_subscription()
+        wanted.push_config = push_config
+        wanted.ack_deadline_seconds = PUSH_ACK_DEADLINE
+        return wanted
+
     def dead_letter_subscription_spec(self) -> pubsub_v1.types.Subscription:
         return pubsub_v1.types.Subscription(
             name=self.dead_letter_subscription,
@@ -105,7 +122,7 @@ class BootstrapReport:
 
 
 _COMPARED = ("topic", "ack_deadline_seconds", "message_retention_duration",
-             "dead_letter_policy", "retry_policy")
+             "dead_letter_policy", "retry_policy", "push_config")
 
 
 def _differences(actual: pubsub_v1.types.Subscription,
@@ -130,6 +147,13 @@ def _describe(value: object) -> str:
         if not lo and not hi:
             return "none (immediate redelivery)"
         return f"{{min {_describe(lo)}, max {_describe(hi)}}}"
+    if isinstance(value, pubsub_v1.types.PushConfig):
+        if not value.push_endpoint:
+            return "pull"
+        token = value.oidc_token
+        oidc = (f" with OIDC tokens of {token.service_account_email} for {token.audience}"
+                if token.service_account_email else "")
+        return f"push to {value.push_endpoint}{oidc}"
     return str(value)
 
 
@@ -138,16 +162,30 @@ def bootstrap(
     settings: Settings | None = None,
     *,
     update: bool = False,
+    push_endpoint: str | None = None,
 ) -> BootstrapReport:
     """Create every queue's topics and subscriptions; existing ones are compared, not changed.
 
     A worker subscription whose policies differ from the settings is reported in
     ``report.drift``; with ``update=True`` it is changed to the settings instead (the topic
-    of a subscription cannot change: delete it to move it).
+    of a subscription cannot change: delete it to move it). With ``push_endpoint``, the
+    push server's base URL, each worker subscription pushes to ``push_endpoint/push/Q``
+    (see :func:`push_config`); an existing pull subscription is drift, which ``update``
+    turns into push (and back, without ``push_endpoint``).
     """
     settings = settings or get_settings()
     report = BootstrapReport()
+    queues = list(queues)
+    pushes = {q: push_config(q, push_endpoint, settings) for q in queues} if push_endpoint else {}
+    heartbeats = settings.workers_topic_path()
+    if any(settings.topic_path(q) == heartbeats for q in queues):
+        raise ConfigurationError(f"queue name 'workers' is taken: its topic would be "
+                                 f"{heartbeats}, the workers' heartbeats; choose another name")
     with pubsub_clients(settings) as (publisher, subscriber):
+        try:  # the workers' heartbeats (pubsub-jobs dashboard reads them); not in the report
+            publisher.create_topic(name=heartbeats)
+        except gexc.AlreadyExists:
+            pass
         for queue in queues:
             topo = QueueTopology.of(queue, settings)
             for topic in (topo.topic, topo.dead_letter_topic):
@@ -156,11 +194,46 @@ def bootstrap(
                     report.created.append(topic)
                 except gexc.AlreadyExists:
                     report.existing.append(topic)
-            for wanted in (topo.dead_letter_subscription_spec(), topo.worker_subscription()):
+            worker = (topo.push_subscription(pushes[queue]) if queue in pushes
+                      else topo.worker_subscription())
+            for wanted in (topo.dead_letter_subscription_spec(), worker):
                 _ensure_subscription(subscriber, wanted, report, update)
         if settings.cloud_tasks_location:
             ensure_cloud_tasks_queue(settings, report)
     return report
+
+
+def push_config(queue: str, base_url: str, settings: Settings) -> pubsub_v1.types.PushConfig:
+    """Push to ``base_url/push/QUEUE``: on Google Cloud over HTTPS with an OIDC token of
+    ``push_service_account`` for ``push_audience`` (default ``base_url``), which the push
+    server verifies; the emulator sends no token and accepts plain HTTP."""
+    parts = urlsplit(base_url)
+    emulator = bool(settings.pubsub_emulator_host)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigurationError(f"--push-endpoint {base_url!r}: give the push server's base "
+                                 "URL, e.g. https://jobs-abc123-uc.a.run.app")
+    if "/push/" in f"{parts.path}/":
+        raise ConfigurationError(f"--push-endpoint {base_url!r}: give the server's base URL; "
+                                 "/push/QUEUE is added for each queue")
+    if parts.scheme != "https" and not emulator:
+        raise ConfigurationError(f"--push-endpoint {base_url!r}: Pub/Sub pushes only to "
+                                 "https URLs")
+    endpoint = f"{base_url.rstrip('/')}/push/{queue}"
+    if emulator and not settings.push_service_account:
+        return pubsub_v1.types.PushConfig(push_endpoint=endpoint)
+    if not settings.push_service_account:
+        raise ConfigurationError(
+            "a push subscription needs PUBSUB_JOBS_PUSH_SERVICE_ACCOUNT: the service account "
+            "whose OIDC token Pub/Sub sends and the push server verifies (give Pub/Sub's "
+            "service agent roles/iam.serviceAccountTokenCreator on it)"
+        )
+    return pubsub_v1.types.PushConfig(
+        push_endpoint=endpoint,
+        oidc_token=pubsub_v1.types.PushConfig.OidcToken(
+            service_account_email=settings.push_service_account,
+            audience=settings.push_audience or base_url.rstrip("/"),
+        ),
+    )
 
 
 def cloud_tasks_queue_spec(settings: Settings) -> Any:

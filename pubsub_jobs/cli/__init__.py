@@ -22,7 +22,7 @@ log = logging.getLogger("pubsub_jobs.cli")
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from pubsub_jobs.admin.topology import bootstrap
 
-    report = bootstrap(args.queue, update=args.update)
+    report = bootstrap(args.queue, update=args.update, push_endpoint=args.push_endpoint)
     for name in report.created:
         print(f"created  {name}")
     for name in report.updated:
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="append", required=True, metavar="Q")
     p.add_argument("--update", action="store_true",
                    help="change subscriptions whose policies differ from the settings")
+    p.add_argument("--push-endpoint", metavar="URL",
+                   help="make the queues' subscriptions push to URL/push/Q, URL being the "
+                        "push server's base URL (see push-server)")
     p.set_defaults(func=_cmd_bootstrap)
 
     p = sub.add_parser("terraform-vars",
@@ -112,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_terraform_vars)
 
     worker.register(sub)
+    from pubsub_jobs.cli import dashboard as _dashboard_cmd
+
+    _dashboard_cmd.register(sub)  # dashboard
+    from pubsub_jobs.cli import cron as _cron_cmd
+
+    _cron_cmd.register(sub)  # cron list|run|sync (after terraform-vars, which it extends)
+    from pubsub_jobs.cli import push as _push_cmd
+
+    _push_cmd.register(sub)  # push-server
 
     p = sub.add_parser("enqueue", help="validate and enqueue one job")
     p.add_argument("job_name")

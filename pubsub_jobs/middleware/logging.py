@@ -73,9 +73,10 @@ class StructuredLogging(Middleware):
         if not self.log.isEnabledFor(level):
             return
         detail = f": {fields['error']}" if "error" in fields else ""
-        self.log.log(level, "%s %s %s in %.3fs (attempt %d/%d)%s", context.job_name,
-                     context.job_id, outcome.reason.value, outcome.duration, context.attempt,
-                     context.max_attempts, detail, extra=fields)
+        # "retry (ran 0.001s)": the figure is how long the job ran, not a wait before retrying
+        self.log.log(level, "%s %s attempt %d/%d: %s (ran %.3fs)%s", context.job_name,
+                     context.job_id, context.attempt, context.max_attempts,
+                     outcome.reason.value, outcome.duration, detail, extra=fields)
 
     def on_rejected(self, queue: str, attributes: Mapping[str, str], outcome: Outcome) -> None:
         fields: dict[str, Any] = {

@@ -21,6 +21,8 @@ COUNTERS: dict[str, str] = {
     "dead_lettered": "Messages dead-lettered with a reason.",
     "discarded": "Jobs whose exception was in their discard_on.",
     "nacked_on_stop": "Messages handed back unstarted because the worker was stopping.",
+    "checkpointed": "Stretches of iterating jobs that ended in a checkpoint (continued).",
+    "items": "Items iterating jobs finished.",
 }
 
 
@@ -51,6 +53,9 @@ class WorkerStats:
         """Count a performed message; the caller holds ``lock``."""
         counts = self.counts
         counts["processed"] += 1
+        counts["items"] += outcome.items
+        if outcome.action is Action.CONTINUE:
+            counts["checkpointed"] += 1
         if outcome.failed:
             counts["failed"] += 1
         if outcome.action is Action.DEAD_LETTER:

@@ -39,6 +39,7 @@ from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.health import worker_status
+from pubsub_jobs.worker.heartbeat import Heartbeat
 from pubsub_jobs.worker.leases import LeaseKeeper
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
 from pubsub_jobs.worker.status import StatusFileWriter, StatusServer
@@ -76,6 +77,7 @@ class Worker:
         self.store = OutcomeStore(self.adapter, self.settings)
         self.http: StatusServer | None = None
         self._status_writer: StatusFileWriter | None = None
+        self._heartbeat: Heartbeat | None = None
         self._subscription_limits: dict[str, int] = {}
         self.stats = WorkerStats()
         self.error: StreamFailed | None = None
@@ -133,6 +135,7 @@ class Worker:
             ", ".join(f"{q.name} (concurrency {q.concurrency}, {q.streams} stream(s))"
                       for q in self.queues),
         )
+        self._heartbeat = Heartbeat(self.status, self.settings).start()  # for dashboards
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to stop; safe from signal handlers and other threads."""
@@ -143,7 +146,10 @@ class Worker:
         timeout = self.options.shutdown_timeout if timeout is None else timeout
         self._stop_requested.set()
         self._stopping.set()
+        self._performer.stopping.set()  # iterating jobs checkpoint after their current item
         clean = self._streams.close(timeout) if self._streams is not None else True
+        if self._heartbeat is not None:  # the last beat says "stopped"
+            self._heartbeat.stop()
         self._leases.stop()
         if self._status_writer is not None:
             self._status_writer.stop()
@@ -284,7 +290,7 @@ class Worker:
                     stats.in_flight -= 1
                     stats.running.pop(key, None)
                     stats.last_activity = time.monotonic()
-                    if outcome is not None and outcome.action is Action.ACK:
+                    if outcome is not None and outcome.action in (Action.ACK, Action.CONTINUE):
                         stats.last_succeeded = stats.last_activity
                         stats.received_since_success = 0
                     if outcome is not None:
@@ -298,6 +304,12 @@ class Worker:
             message.ack()
         elif action is Action.NACK:
             message.nack()
+        elif action is Action.CONTINUE:
+            # An iterating job checkpointed: its continuation first, then the ack.
+            if self.store.continue_job(queue, outcome, message.message_id):
+                message.ack()
+            else:
+                message.nack()
         elif action is Action.RESCHEDULE:
             # Hold the job in Cloud Tasks for its wait; ack only once that is confirmed.
             if self.store.reschedule(queue, message.data, message.attributes, outcome,

@@ -13,6 +13,7 @@ module "pubsub_jobs" {
   queues               = var.queues
   cloud_tasks_queue    = var.cloud_tasks_queue
   cloud_tasks_location = var.cloud_tasks_location
+  schedules            = var.schedules
 }
 
 locals {
@@ -86,6 +87,10 @@ resource "google_cloud_run_v2_service" "worker" {
       }
     }
   }
+
+  # Start once the module's grants exist, so that the first worker may pull at once (a
+  # worker refused its subscriptions reports failed streams until the grants arrive).
+  depends_on = [module.pubsub_jobs]
 }
 
 # The application (a web service) enqueues jobs as the app account: it may publish to
@@ -110,4 +115,7 @@ resource "google_cloud_run_v2_service" "app" {
       }
     }
   }
+
+  # Start once the module's grants exist, so that the first enqueue may publish.
+  depends_on = [module.pubsub_jobs]
 }

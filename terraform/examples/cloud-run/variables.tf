@@ -53,3 +53,8 @@ variable "cloud_tasks_location" {
   type    = string
   default = null
 }
+
+variable "schedules" {
+  type    = any
+  default = {}
+}

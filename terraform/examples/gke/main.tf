@@ -15,6 +15,7 @@ module "pubsub_jobs" {
   queues               = var.queues
   cloud_tasks_queue    = var.cloud_tasks_queue
   cloud_tasks_location = var.cloud_tasks_location
+  schedules            = var.schedules
 }
 
 # Workload Identity: pods of the worker's Kubernetes service account act as the worker's
@@ -26,9 +27,12 @@ resource "google_service_account_iam_member" "worker_pods" {
 }
 
 # The Custom Metrics Stackdriver Adapter, which gives the HorizontalPodAutoscaler the
-# subscriptions' backlog (num_undelivered_messages), reads Cloud Monitoring.
+# subscriptions' backlog (num_undelivered_messages), reads Cloud Monitoring. Its manifest
+# (adapter_new_resource_model.yaml, see worker.yaml) binds no Google service account, so the
+# role goes to its Kubernetes service account itself, as a Workload Identity Federation
+# principal (GKE's "Optimize Pod autoscaling based on metrics" guide does the same).
 resource "google_project_iam_member" "metrics_adapter_reads_monitoring" {
   project = var.project
   role    = "roles/monitoring.viewer"
-  member  = "serviceAccount:${var.project}.svc.id.goog[custom-metrics/custom-metrics-stackdriver-adapter]"
+  member  = "principal://iam.googleapis.com/projects/${module.pubsub_jobs.project_number}/locations/global/workloadIdentityPools/${var.project}.svc.id.goog/subject/ns/custom-metrics/sa/custom-metrics-stackdriver-adapter"
 }

@@ -41,3 +41,8 @@ variable "cloud_tasks_location" {
   type    = string
   default = null
 }
+
+variable "schedules" {
+  type    = any
+  default = {}
+}

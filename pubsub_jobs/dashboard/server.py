@@ -1,0 +1,134 @@
+"""The dashboard on uvicorn (the ``dashboard`` extra): in the foreground for ``pubsub-jobs
+dashboard``, or in a thread for tests and scripts.
+
+uvicorn is the ASGI server the push endpoint runs on too. The server installs no signal
+handler (the command line has its own) and starts and stops the heartbeat listener through
+the application's lifespan, so the dashboard's subscription is deleted on every clean exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from pubsub_jobs.dashboard.app import create_app
+from pubsub_jobs.dashboard.config import DashboardConfig
+from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.settings import Settings
+
+try:
+    import uvicorn
+except ImportError as exc:  # pragma: no cover - the extra names it
+    raise ConfigurationError(
+        "the dashboard needs the dashboard extra: pip install 'pubsub-jobs[dashboard]'"
+    ) from exc
+
+__all__ = ["DashboardServer"]
+
+log = logging.getLogger("pubsub_jobs.dashboard")
+
+
+class DashboardServer:
+    """Serves :func:`~pubsub_jobs.dashboard.app.create_app` on ``config.host:config.port``
+    (port 0: a free one, see :attr:`port`). ``app_options`` go to ``create_app``."""
+
+    def __init__(self, config: DashboardConfig, settings: Settings | None = None,
+                 **app_options: Any) -> None:
+        self.config = config.check()
+        self.app = create_app(config, settings, **app_options)
+        self.host = config.host
+        self.port = config.port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve in this thread until :meth:`request_stop`."""
+        sock = self._bind()
+        server = self._server = _Server(self._config())
+        log.info("dashboard on %s (queues %s; access: %s)", self.url,
+                 ", ".join(self.config.queues), self.config.access)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+
+    def start(self, timeout: float = 30.0) -> DashboardServer:
+        """Serve in a thread of its own; returns once it accepts connections."""
+        sock = self._bind()
+        server = self._server = _Server(self._config())
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                server.run(sockets=[sock])
+            except BaseException as exc:  # noqa: B036 - reported by start()
+                failed.append(exc)
+            finally:
+                sock.close()
+
+        thread = self._thread = threading.Thread(target=serve, name="pubsub-jobs-dashboard",
+                                                 daemon=True)
+        thread.start()
+        ready = threading.Event()
+        waited = 0.0
+        while not server.started and thread.is_alive() and waited < timeout:
+            ready.wait(0.02)
+            waited += 0.02
+        if not server.started:
+            self.stop()
+            raise ConfigurationError(f"the dashboard did not start on {self.url}"
+                                     + (f": {failed[0]!r}" if failed else ""))
+        return self
+
+    def request_stop(self) -> None:
+        """Ask the server to stop (safe from signal handlers and other threads)."""
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop a server started with :meth:`start` and wait for it (idempotent)."""
+        self.request_stop()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def _config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.app, host=self.host, port=self.port, lifespan="on", log_config=None,
+            access_log=False, server_header=False, timeout_graceful_shutdown=5,
+        )
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to the command line."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
