@@ -2,7 +2,8 @@
 
 ``python -m bench._proc ours QUEUE ...`` runs a pubsub-jobs :class:`~pubsub_jobs.worker.Worker`
 (importing :mod:`bench.jobs`); ``python -m bench._proc raw SUBSCRIPTION_PATH ...`` a plain
-``SubscriberClient.subscribe`` with the same streams, threads and ``FlowControl``, whose
+``SubscriberClient.subscribe`` with the same streams, threads and ``FlowControl`` (threads
+plus the worker's default prefetch per stream), whose
 callback records and acks, and which imports nothing of pubsub-jobs. Each prints ``ready``
 once subscribed and ``done N`` once it has handled N messages, then exits when its standard
 input closes. Settings come from the environment (``PUBSUB_EMULATOR_HOST``,
@@ -19,18 +20,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
-def flow_control(per_stream: int) -> Any:
-    """The FlowControl the pubsub-jobs worker gives each stream (see worker/streams.py)."""
+def flow_control(per_stream: int, prefetch: int) -> Any:
+    """The FlowControl the pubsub-jobs worker gives a stream of ``per_stream`` threads (see
+    worker/streams.py): threads plus prefetch, 60 s leases."""
     from google.cloud import pubsub_v1
 
     return pubsub_v1.types.FlowControl(
-        max_messages=per_stream, max_lease_duration=3600.0,
+        max_messages=per_stream + prefetch, max_lease_duration=3600.0,
         min_duration_per_lease_extension=60, max_duration_per_lease_extension=60,
     )
 
 
 def start_raw(
-    subscription: str, streams: int, per_stream: int, callback: Callable[[Any], None]
+    subscription: str, streams: int, per_stream: int, callback: Callable[[Any], None],
+    prefetch: int,
 ) -> tuple[Any, list[Any]]:
     """Open ``streams`` streaming pulls on the raw client, each with ``per_stream`` threads."""
     from google.cloud import pubsub_v1
@@ -41,7 +44,7 @@ def start_raw(
         subscriber.subscribe(
             subscription,
             callback=callback,
-            flow_control=flow_control(per_stream),
+            flow_control=flow_control(per_stream, prefetch),
             scheduler=ThreadScheduler(ThreadPoolExecutor(max_workers=per_stream)),
             await_callbacks_on_shutdown=True,
         )
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--expect", type=int, required=True)
+    parser.add_argument("--prefetch", type=int, required=True,
+                        help="raw: messages each stream holds beyond its threads")
     args = parser.parse_args(argv)
 
     if args.side == "ours":
@@ -92,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         message.ack()
 
     per_stream = -(-args.concurrency // args.streams)
-    subscriber, futures = start_raw(args.target, args.streams, per_stream, callback)
+    subscriber, futures = start_raw(args.target, args.streams, per_stream, callback,
+                                    args.prefetch)
     print("ready", flush=True)
     _wait(lambda: len(handled), args.expect)
     print(f"done {len(handled)}", flush=True)

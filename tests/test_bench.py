@@ -36,38 +36,96 @@ FIGURES = {
     "rss_idle",
     "rss_after",
 }
+HEADLINE_SYSTEMS = {"raw", "ours", "dramatiq", "celery"}
+HEADLINE_METRICS = {"drain", "enqueue", "first_s", "cpu_us", "rss_mib"}
 
 
 @pytest.mark.emulator
+@pytest.mark.timeout(900)  # the first run installs the peers' virtualenvs from PyPI
 def test_quick_run_reports_every_figure(pubsub_emulator: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--emulator-host", pubsub_emulator,
-         "--out", str(tmp_path), "--start-n", "5", "--latency-n", "5", "--drain-n", "50",
-         "--rss-n", "20"],
-        cwd=ROOT, capture_output=True, text=True, timeout=110,
+        [sys.executable, "-m", "bench.run", "--quick", "--reps", "1",
+         "--emulator-host", pubsub_emulator, "--out", str(tmp_path), "--start-n", "5",
+         "--latency-n", "5", "--drain-n", "50", "--rss-n", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=880,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
     results = json.loads((tmp_path / "latest.json").read_text())
+    table = (tmp_path / "latest.md").read_text()
+    assert table == result.stdout
+
+    # the headline: every system at one stream, raw and ours at K streams; a peer that could
+    # not be installed or run is in the table with the reason, never dropped
+    rows = {row["case"]: row for row in results["headline"]["rows"]}
+    assert set(rows) == {f"{s}/k1" for s in HEADLINE_SYSTEMS} | {"raw/k4", "ours/k4"}
+    for case in ("raw/k1", "ours/k1", "raw/k4", "ours/k4"):
+        assert rows[case]["status"] == "ok", rows[case]
+    for row in rows.values():
+        assert row["title"] in table
+        if row["status"] == "ok":
+            assert set(row["median"]) >= HEADLINE_METRICS
+            assert all(row["median"][m] > 0 for m in HEADLINE_METRICS)
+            assert row["median"]["duplicates"] == 0
+        else:
+            assert row["status"] in table or "failed" in table
+    for target in results["headline"]["targets"]:
+        assert target["title"] in table
+        assert target["ratio"] is not None or target["why_not"]
+
     figures = {f["key"]: f for f in results["figures"]}
     assert set(figures) == FIGURES
     for figure in figures.values():
         for side in ("raw", "pubsub_jobs"):
             summary = figure[side]
-            assert len(summary["runs"]) >= 3
+            assert len(summary["runs"]) >= 1
             assert all(value > 0 for value in summary["runs"])
             assert summary["min"] <= summary["median"]
             assert summary["setup"]
         assert figure["ratio"] > 0
+        assert figure["title"] in table
     for key in ("bulk_publish", "single_publish", "drain_k1", "drain_k4"):
         assert figures[key]["target"] is not None
         assert isinstance(figures[key]["meets_target"], bool)
-    assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
 
-    table = (tmp_path / "latest.md").read_text()
-    assert table == result.stdout
-    for figure in figures.values():
-        assert figure["title"] in table
+    prefetch = results["prefetch"]["rows"]
+    assert [row["prefetch"] for row in prefetch] == [0, 40]
+    for row in prefetch:
+        assert row["drain"] > 0 and 0.5 <= row["spread"] <= 1 and 0 <= row["late"] <= 1
+    assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
+    assert results["load_average"]["before"]
+
+
+def test_a_peer_that_cannot_be_installed_is_in_the_table_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench._common import QUICK
+    from bench.headline import _cases, summarize
+    from bench.peers import System, prepare
+    from bench.report import headline
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    requirements = tmp_path / "broken.txt"
+    requirements.write_text("this is not a requirement ===\n")  # pip refuses it offline
+    reason = prepare(System("broken", "broken", "", requirements), timeout=120)
+    assert isinstance(reason, str) and "could not install broken.txt" in reason
+
+    measured = {"drain": 100.0, "enqueue": 1000.0, "first_s": 1.0, "cpu_us": 200.0,
+                "rss_mib": 60.0, "duplicates": 0}
+    cases = _cases(QUICK)
+    pythons: dict[str, Path | str] = {"raw": Path(sys.executable), "ours": Path(sys.executable),
+                                      "dramatiq": reason, "celery": Path(sys.executable)}
+    runs = {f"{s.key}/k{k}": [measured] for s, k, _ in cases if s.key not in
+            ("dramatiq", "celery")}
+    summary = summarize(QUICK, cases, pythons, runs, {"celery/k1": ["TimeoutError: slow"]})
+    text = "\n".join(headline(summary))
+    assert f"not measured: {reason}" in text
+    assert "failed: TimeoutError: slow" in text
+    by_key = {t["key"]: t for t in summary["targets"]}
+    assert by_key["drain_vs_raw"]["met"] is True
+    assert by_key["drain_vs_dramatiq"]["met"] is None
+    assert "could not install" in by_key["drain_vs_dramatiq"]["why_not"]
+    assert by_key["drain_vs_celery"]["why_not"] == "celery: failed"
 
 
 # The shortcuts taken for speed (bench/README) keep the behaviour of the slow paths.
@@ -103,7 +161,8 @@ def test_fast_binding_leaves_special_signatures_to_signature_bind() -> None:
     def h(a: int, *rest: int, b: int = 1, **more: int) -> None: ...
 
     assert _codec_of(g).encode((1,), {"c": 3}) == ([1], {"c": 3})
-    with pytest.raises(InvalidArguments, match="positional only"):
+    # a positional-only parameter passed by keyword is refused (named as an unknown keyword)
+    with pytest.raises(InvalidArguments, match="positional only|unexpected keyword argument 'a'"):
         _codec_of(g).encode((), {"a": 1})
     assert _codec_of(h).encode((1, 2, 3), {"b": 4, "z": 5}) == ([1, 2, 3], {"b": 4, "z": 5})
 
