@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -232,6 +233,20 @@ class Job(Generic[P, R]):
             for call in calls
         ]
         return self._adapter().enqueue_many(messages)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
+        """:meth:`enqueue` for ``async def`` code (a FastAPI endpoint): the arguments are
+        checked here, at once; the publish and its confirmation wait in a thread, so the
+        event loop goes on serving meanwhile."""
+        message = self.message(*args, **kwargs)
+        return await asyncio.to_thread(self._adapter().enqueue, message)
+
+    async def aenqueue_many(
+        self, calls: Iterable[tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[EnqueuedJob]:
+        """:meth:`enqueue_many` without blocking the event loop."""
+        calls = list(calls)
+        return await asyncio.to_thread(self.enqueue_many, calls)
 
     def _adapter(self) -> Adapter:
         if self._options.adapter is not None:

@@ -150,11 +150,15 @@ class Performer:
         settings: Settings | None = None,
         middleware: PerformHooks | None = None,
         async_runner: AsyncRunner | None = None,
+        *,
+        log_outcomes: bool = True,
     ) -> None:
         self.registry = registry if registry is not None else default_registry
         self.settings = settings or get_settings()
         self.middleware: PerformHooks = middleware if middleware is not None else NoHooks()
         self.async_runner = async_runner or AsyncRunner()
+        #: Log failures here; off when a middleware logs every job already (no line twice).
+        self.log_outcomes = log_outcomes
         #: Set by a delivery path that is stopping: iterating jobs checkpoint after the item
         #: they are on.
         self.stopping = threading.Event()
@@ -238,7 +242,8 @@ class Performer:
         finally:
             _current.reset(token)
         outcome = replace(outcome, duration=time.perf_counter() - started, attempt=attempt)
-        _log_outcome(context, outcome)
+        if self.log_outcomes:
+            _log_outcome(context, outcome)
         if chain:
             try:
                 chain.after_perform(context, outcome)

@@ -27,3 +27,32 @@ def test_every_bad_argument_is_reported_at_once():
         greet.message("Ada", "many", when="not a date")
     text = str(raised.value)
     assert "argument 'count' is invalid" in text and "argument 'when' is invalid" in text
+
+
+def test_aenqueue_checks_arguments_at_once_and_does_not_block_the_loop(memory_adapter):
+    """An async endpoint awaits the enqueue; the loop keeps running while it publishes."""
+    import asyncio
+    import threading
+
+    loop_thread: list[threading.Thread] = []
+    publish_thread: list[threading.Thread] = []
+    original = memory_adapter.publish
+
+    def publish(message):  # type: ignore[no-untyped-def]
+        publish_thread.append(threading.current_thread())
+        return original(message)
+
+    memory_adapter.publish = publish  # type: ignore[method-assign]
+
+    async def endpoint() -> None:
+        loop_thread.append(threading.current_thread())
+        result = await greet.using(queue="default").aenqueue("Ada", 2)
+        assert result.job_id
+        results = await greet.aenqueue_many([("Bo", 1), {"name": "Cy", "count": 3}])
+        assert len(results) == 2
+        with pytest.raises(InvalidArguments):
+            await greet.aenqueue("Ada", "many")
+
+    asyncio.run(endpoint())
+    assert len(memory_adapter.jobs()) == 3
+    assert publish_thread and all(t is not loop_thread[0] for t in publish_thread)

@@ -186,3 +186,15 @@ def test_demo_runs_retries_and_dead_letters(pubsub_emulator, tmp_path):
     assert "succeeded on attempt 3" in out
     assert "reason=max_attempts attempts=3" in out
     assert "reason=invalid_message" in out
+
+
+def test_missing_credentials_are_one_sentence_not_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PUBSUB_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
+                        "CLOUDSDK_CONFIG")}
+    env.update(PUBSUB_JOBS_PROJECT_ID="p", HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "pubsub_jobs", "bootstrap", "--queue", "q"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no Google credentials found" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -400,3 +400,18 @@ def test_the_schema_and_the_worker_agree_on_times(when, accepted):
     except InvalidMessage:
         worker_ok = False
     assert schema_ok == worker_ok == accepted
+
+
+def test_a_failure_is_logged_once_when_the_logging_middleware_is_on(hard, caplog):
+    """Issue 20: with StructuredLogging each job has one line; the core does not repeat it."""
+    from pubsub_jobs.middleware.logging import StructuredLogging
+
+    jobs.interrupts.enqueue()
+    worker = Worker(["hard"], settings=hard, middleware=[StructuredLogging()], burst=True,
+                    burst_idle=2)
+    with caplog.at_level(logging.INFO, "pubsub_jobs"):
+        worker.run()
+    lines = [r for r in caplog.records
+             if "interrupts" in r.getMessage() and "max_attempts" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "(ran " in lines[0].getMessage()

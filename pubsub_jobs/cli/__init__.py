@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from google.auth.exceptions import DefaultCredentialsError
+
 from pubsub_jobs.cli import worker
 from pubsub_jobs.cli._imports import import_job
 from pubsub_jobs.cli.logs import setup_logging
@@ -178,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except (JobError, json.JSONDecodeError) as exc:
         print(f"pubsub-jobs: {exc}", file=sys.stderr)
+        return 2
+    except DefaultCredentialsError:
+        print("pubsub-jobs: no Google credentials found: run `gcloud auth application-default "
+              "login` (or use a service account), or set PUBSUB_EMULATOR_HOST to work on the "
+              "emulator", file=sys.stderr)
         return 2
     return code
 

@@ -33,6 +33,7 @@ from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.settling import OutcomeStore
 from pubsub_jobs.errors import ConfigurationError, StreamFailed, describe
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
+from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import AsyncRunner, Performer
 from pubsub_jobs.registry import Registry, default_registry
@@ -84,7 +85,9 @@ class Worker:
         if middleware is None:  # the settings' (PUBSUB_JOBS_MIDDLEWARE / --middleware)
             middleware = load_middleware(self.settings)
         self._performer = Performer(
-            self.registry, self.settings, MiddlewareChain(middleware), AsyncRunner()
+            self.registry, self.settings, MiddlewareChain(middleware), AsyncRunner(),
+            # the logging middleware writes one line per job: the core's would repeat it
+            log_outcomes=not any(isinstance(m, StructuredLogging) for m in middleware),
         )
         self._stop_requested = threading.Event()
         self._stopping = threading.Event()
