@@ -163,3 +163,10 @@ resource "google_cloud_run_v2_service_iam_member" "push_invokes" {
   role     = "roles/run.invoker"
   member   = local.push_member
 }
+
+resource "google_pubsub_topic_iam_member" "worker_publishes_heartbeats" {
+  project = var.project
+  topic   = google_pubsub_topic.workers.name
+  role    = "roles/pubsub.publisher"
+  member  = local.worker_member
+}

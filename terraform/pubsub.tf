@@ -92,3 +92,14 @@ resource "google_pubsub_subscription" "dead_letter" {
     ttl = ""
   }
 }
+
+# Workers announce themselves here every few seconds (host, pid, queues, running jobs);
+# `pubsub-jobs dashboard` reads it through a short-lived subscription of its own.
+resource "google_pubsub_topic" "workers" {
+  project                    = var.project
+  name                       = "${var.prefix}workers"
+  labels                     = var.labels
+  message_retention_duration = "600s"
+
+  depends_on = [google_project_service.enabled]
+}

@@ -308,3 +308,18 @@ def test_schedule_names_and_retries_refuse_bad_values(
     text = refusal(tmp_path, {"queues": {"default": {}}, **tfvars})
     assert "Invalid value for variable" in text
     assert message in text
+
+
+def test_the_workers_heartbeat_topic_and_the_workers_grant_to_publish_there() -> None:
+    """The dashboard reads worker heartbeats from `<prefix>workers`, the name bootstrap uses."""
+    from pubsub_jobs.settings import Settings
+
+    found = module_resources()
+    topic = found["google_pubsub_topic"]["workers"]
+    assert unquote(topic["name"]) == "${var.prefix}workers"
+    assert Settings(prefix="jobs-", project_id="p").workers_topic_path() == (
+        "projects/p/topics/jobs-workers")
+    grant = found["google_pubsub_topic_iam_member"]["worker_publishes_heartbeats"]
+    assert grant["topic"] == "${google_pubsub_topic.workers.name}"
+    assert unquote(grant["role"]) == "roles/pubsub.publisher"
+    assert grant["member"] == "${local.worker_member}"
