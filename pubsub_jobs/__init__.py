@@ -6,10 +6,11 @@
 >>> send_welcome.enqueue(42, locale="ja")  # doctest: +SKIP
 """
 
+import typing
+
 from pubsub_jobs.adapters import get_adapter, set_adapter, use_adapter
 from pubsub_jobs.adapters.base import Adapter
 from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
-from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.context import JobContext, current_job
 from pubsub_jobs.errors import (
     BulkEnqueueError,
@@ -37,6 +38,20 @@ from pubsub_jobs.schedules import Schedule, schedule
 from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
 
 __version__ = "0.1.0"
+
+if typing.TYPE_CHECKING:
+    from pubsub_jobs.adapters.pubsub import PubSubAdapter
+
+
+def __getattr__(name: str) -> object:
+    # The Pub/Sub client library is the heaviest import of all: loaded on first use, so
+    # `import pubsub_jobs` (and the pytest plugin, in every project that has it) stays light.
+    if name == "PubSubAdapter":
+        from pubsub_jobs.adapters.pubsub import PubSubAdapter
+
+        globals()[name] = PubSubAdapter
+        return PubSubAdapter
+    raise AttributeError(f"module 'pubsub_jobs' has no attribute {name!r}")
 
 __all__ = [
     "Adapter",

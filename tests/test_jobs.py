@@ -37,7 +37,9 @@ def test_public_api_is_curated():
         name for name, value in vars(pubsub_jobs).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert public == set(pubsub_jobs.__all__)
+    assert public <= set(pubsub_jobs.__all__)
+    # the rest load on first use (the Pub/Sub client library is heavy)
+    assert all(getattr(pubsub_jobs, name) is not None for name in pubsub_jobs.__all__)
 
 
 def test_importing_reads_no_environment():

@@ -48,3 +48,18 @@ def test_users_can_test_with_the_plugin(pytester: pytest.Pytester, pubsub_emulat
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_the_plugin_loads_no_google_client_until_a_fixture_runs():
+    """pytest imports the plugin in every project that has pubsub-jobs installed, used or
+    not: it must not pay for the Pub/Sub client library there (issue: 0.75 s per run)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pubsub_jobs.testing.plugin; "
+            "heavy = [m for m in ('google.cloud.pubsub_v1', 'google.cloud.tasks_v2', "
+            "'pubsub_jobs.worker', 'pubsub_jobs.admin') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr

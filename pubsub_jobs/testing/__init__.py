@@ -6,7 +6,24 @@ Fixtures (see :mod:`pubsub_jobs.testing.plugin`): ``pubsub_emulator``,
 :class:`~pubsub_jobs.admin.dead_job.DeadJob` (``DeadLetter`` is the same class).
 """
 
-from pubsub_jobs.admin.dead_job import DeadJob
-from pubsub_jobs.testing.helpers import DeadLetter, drain, publish_raw, pull_dead_letters
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pubsub_jobs.admin.dead_job import DeadJob
+    from pubsub_jobs.testing.helpers import DeadLetter, drain, publish_raw, pull_dead_letters
 
 __all__ = ["DeadJob", "DeadLetter", "drain", "publish_raw", "pull_dead_letters"]
+
+
+def __getattr__(name: str) -> Any:
+    # pytest imports this package for its plugin in every project that has pubsub-jobs
+    # installed: the helpers (and the clients they need) load on first use only.
+    if name == "DeadJob":
+        from pubsub_jobs.admin.dead_job import DeadJob
+
+        return DeadJob
+    if name in __all__:
+        from pubsub_jobs.testing import helpers
+
+        return getattr(helpers, name)
+    raise AttributeError(f"module 'pubsub_jobs.testing' has no attribute {name!r}")
