@@ -176,9 +176,9 @@ def test_supervised_children_get_options_not_a_command_line(hard, tmp_path):
                         and all(p["status"] == "ok" for p in s["processes"]) and s,
                         timeout=60, what="two children reporting")
         assert data["status"] == "ok"
+        children = wait_for(lambda: len(c := _children(proc.pid)) == 2 and c, timeout=60,
+                            what="two worker processes")
         time.sleep(2)
-        children = _children(proc.pid)
-        assert len(children) == 2
         for child in children:  # no grandchildren: no child is a supervisor
             assert _children(child) == []
     finally:
