@@ -8,11 +8,9 @@ the application's lifespan, so the dashboard's subscription is deleted on every 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from pubsub_jobs.dashboard.app import create_app
@@ -26,6 +24,8 @@ except ImportError as exc:  # pragma: no cover - the extra names it
     raise ConfigurationError(
         "the dashboard needs the dashboard extra: pip install 'pubsub-jobs[dashboard]'"
     ) from exc
+
+from pubsub_jobs.push.server import QuietServer, bind_socket, serve_in_thread  # noqa: E402
 
 __all__ = ["DashboardServer"]
 
@@ -42,7 +42,7 @@ class DashboardServer:
         self.app = create_app(config, settings, **app_options)
         self.host = config.host
         self.port = config.port
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -53,7 +53,7 @@ class DashboardServer:
     def run(self) -> None:
         """Serve in this thread until :meth:`request_stop`."""
         sock = self._bind()
-        server = self._server = _Server(self._config())
+        server = self._server = QuietServer(self._config())
         log.info("dashboard on %s (queues %s; access: %s)", self.url,
                  ", ".join(self.config.queues), self.config.access)
         try:
@@ -64,29 +64,12 @@ class DashboardServer:
     def start(self, timeout: float = 30.0) -> DashboardServer:
         """Serve in a thread of its own; returns once it accepts connections."""
         sock = self._bind()
-        server = self._server = _Server(self._config())
-        failed: list[BaseException] = []
-
-        def serve() -> None:
-            try:
-                server.run(sockets=[sock])
-            except BaseException as exc:  # noqa: B036 - reported by start()
-                failed.append(exc)
-            finally:
-                sock.close()
-
-        thread = self._thread = threading.Thread(target=serve, name="pubsub-jobs-dashboard",
-                                                 daemon=True)
-        thread.start()
-        ready = threading.Event()
-        waited = 0.0
-        while not server.started and thread.is_alive() and waited < timeout:
-            ready.wait(0.02)
-            waited += 0.02
-        if not server.started:
+        server = self._server = QuietServer(self._config())
+        try:
+            self._thread = serve_in_thread(server, sock, "pubsub-jobs-dashboard", timeout)
+        except ConfigurationError as exc:
             self.stop()
-            raise ConfigurationError(f"the dashboard did not start on {self.url}"
-                                     + (f": {failed[0]!r}" if failed else ""))
+            raise ConfigurationError(f"the dashboard did not start on {self.url}{exc}") from None
         return self
 
     def request_stop(self) -> None:
@@ -108,14 +91,7 @@ class DashboardServer:
         self.stop()
 
     def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+        sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         return sock
 
@@ -124,11 +100,3 @@ class DashboardServer:
             self.app, host=self.host, port=self.port, lifespan="on", log_config=None,
             access_log=False, server_header=False, timeout_graceful_shutdown=5,
         )
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to the command line."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield

@@ -91,8 +91,9 @@ class PushServer:
         """Serve in this thread until :meth:`request_stop`; then let open requests finish
         within ``shutdown_timeout``. Installs no signal handler (the command line does)."""
         self.app.start()
-        sock = self._bind()
-        server = self._server = _Server(self._config())
+        sock = bind_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        server = self._server = QuietServer(self._config())
         self._log_started()
         try:
             server.run(sockets=[sock])
@@ -103,28 +104,14 @@ class PushServer:
     def start(self, timeout: float = 30.0) -> PushServer:
         """Serve in a thread of its own; returns once the server accepts connections."""
         self.app.start()
-        sock = self._bind()
-        server = self._server = _Server(self._config())
-        failed: list[BaseException] = []
-
-        def serve() -> None:
-            try:
-                server.run(sockets=[sock])
-            except BaseException as exc:  # noqa: B036 - reported by start(), not lost
-                failed.append(exc)
-            finally:
-                sock.close()
-
-        thread = self._thread = threading.Thread(target=serve, name="pubsub-jobs-push-server",
-                                                 daemon=True)
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not server.started:
+        sock = bind_socket(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        server = self._server = QuietServer(self._config())
+        try:
+            self._thread = serve_in_thread(server, sock, "pubsub-jobs-push-server", timeout)
+        except ConfigurationError as exc:
             self.stop()
-            raise ConfigurationError(f"the push server did not start on {self.url}"
-                                     + (f": {failed[0]!r}" if failed else ""))
+            raise ConfigurationError(f"the push server did not start on {self.url}{exc}") from None
         self._log_started()
         return self
 
@@ -147,18 +134,6 @@ class PushServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
-        self.port = sock.getsockname()[1]
-        return sock
-
     def _config(self) -> uvicorn.Config:
         return uvicorn.Config(
             self.app,
@@ -178,7 +153,45 @@ class PushServer:
                  self.max_connections)
 
 
-class _Server(uvicorn.Server):
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free one), for uvicorn to serve on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from None
+    return sock
+
+
+def serve_in_thread(
+    server: QuietServer, sock: socket.socket, name: str, timeout: float
+) -> threading.Thread:
+    """Run ``server`` on ``sock`` in a daemon thread; return once it accepts connections, or
+    raise :class:`ConfigurationError` (its message is the reason, if any) after ``timeout``."""
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # noqa: B036 - reported below, not lost
+            failed.append(exc)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not server.started:
+        raise ConfigurationError(f": {failed[0]!r}" if failed else "")
+    return thread
+
+
+class QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signals alone: the library installs no handlers, and the
     command line has its own (first signal: stop gracefully; second: exit at once)."""
 
