@@ -1,42 +1,31 @@
-"""Build README.md from docs/sections/*.md, in the order below: `python docs/build_readme.py`.
+"""Build README.md from the documentation's first two pages: `python docs/build_readme.py`.
 
-Sections are kept apart so each has one owner and the tests can run each section's examples;
-tests/test_readme.py checks that README.md is up to date with them.
+The README is what the project is, the two opening commands, the install line, the
+walk-through and a map of the documentation: ``docs/index.md`` then
+``docs/getting-started.md``, their links turned to point into ``docs/``. The reference lives
+in the other pages of ``docs/``, built by MkDocs (``mkdocs.yml``). tests/test_readme.py checks
+that README.md is up to date and runs every page's examples.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ROOT / "docs" / "sections"
-ORDER = [  # one per line, so sections can be added without touching their neighbours
-    "00-intro",
-    "10-core",
-    "20-production",
-    "middleware",
-    "delayed-jobs",
-    "push-delivery",
-    "periodic-jobs",
-    "iterating-jobs",
-    "dead-jobs",
-    "dashboard",
-    "django",
-    "command-line",
-    "deploying",
-    "benchmarks",
-    "99-development",
-]
-NOTE = "<!-- Generated from docs/sections/ by docs/build_readme.py: edit those files. -->\n"
+DOCS = ROOT / "docs"
+PAGES = ["index.md", "getting-started.md"]
+NOTE = "<!-- Generated from docs/index.md and docs/getting-started.md: edit those. -->\n"
+#: A relative link to a page or image of docs/: ``](jobs.md#jobs)``, ``](dashboard.png)``.
+_LOCAL_LINK = re.compile(r"\]\((?![a-z]+:|#|/)([^)\s]+)\)")
 
 
 def build() -> str:
-    missing = [name for name in ORDER if not (SECTIONS / f"{name}.md").exists()]
-    extra = sorted(p.stem for p in SECTIONS.glob("*.md") if p.stem not in ORDER)
-    if missing or extra:
-        raise SystemExit(f"docs/sections: missing {missing}, not in ORDER {extra}")
-    parts = [(SECTIONS / f"{name}.md").read_text().strip() + "\n" for name in ORDER]
+    parts = []
+    for name in PAGES:
+        text = (DOCS / name).read_text().strip() + "\n"
+        parts.append(_LOCAL_LINK.sub(lambda m: f"](docs/{m.group(1)})", text))
     return NOTE + "\n".join(parts)
 
 

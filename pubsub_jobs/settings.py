@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
+import sys
 import threading
 from collections.abc import Callable, Collection
 from datetime import timedelta
@@ -25,7 +25,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from pubsub_jobs import _settings_errors as _errors
 from pubsub_jobs.errors import ConfigurationError
+
+log = logging.getLogger("pubsub_jobs.settings")
 
 #: Project used against the emulator when none is configured; the emulator accepts any.
 EMULATOR_PROJECT = "local-project"
@@ -138,15 +141,21 @@ class Settings(BaseSettings):
         "tokens), or none, accepted only against the emulator (PUBSUB_EMULATOR_HOST)."
     )
 
+    app: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Modules every pubsub-jobs command imports first, as --app does: your "
+        "application's jobs and its configure() call, so that the commands use the same "
+        "settings as the application (a JSON list or comma-separated).",
+    )
     middleware: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Middleware import paths ('myapp.middleware:AuditLog', or logging, "
         "prometheus, opentelemetry), as a JSON list or comma-separated.",
     )
 
-    @field_validator("middleware", mode="before")
+    @field_validator("middleware", "app", mode="before")
     @classmethod
-    def _split_middleware(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -214,6 +223,8 @@ class Settings(BaseSettings):
 _lock = threading.Lock()
 _settings: Settings | None = None
 _on_configure: list[Callable[[], None]] = []
+#: Where each setting given to configure() was set: ``configure() at app.py:4``.
+_origins: dict[str, str] = {}
 
 
 def on_configure(callback: Callable[[], None]) -> None:
@@ -248,9 +259,10 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigurationError(_explain_invalid(exc, given=overrides)) from None
+        fields = Settings.model_fields
+        raise ConfigurationError(_errors.explain_invalid(fields, exc, given=overrides)) from None
     except SettingsError as exc:
-        raise ConfigurationError(_explain_unparsable(exc)) from None
+        raise ConfigurationError(_errors.explain_unparsable(Settings.model_fields, exc)) from None
 
 
 def configure(**overrides: Any) -> Settings:
@@ -262,13 +274,109 @@ def configure(**overrides: Any) -> Settings:
     rebuilt on next use. An invalid value raises
     :class:`~pubsub_jobs.errors.ConfigurationError` naming the keyword (or the environment
     variable, for a value read from there).
+
+    Only the processes that run this call see its values: give the module that calls it to
+    every command (``pubsub-jobs --app myapp.jobs ...``, or ``PUBSUB_JOBS_APP``). Where each
+    value came from is remembered, so an error about a missing topic can say it; a value
+    that differs from its environment variable is logged as a warning.
     """
     global _settings
     new = load_settings(**overrides)
+    origin = _caller()
     with _lock:
+        old = _settings
+        changed = [field for field in map(_field_of, overrides) if field is not None
+                   and (old is None or getattr(old, field) != getattr(new, field))]
+        _origins.update(dict.fromkeys(changed, origin))
         _settings = new
+    for field in changed:
+        _warn_if_env_differs(field, getattr(new, field), origin)
     _configured()
     return new
+
+
+def setting_source(field: str) -> str:
+    """Where the current value of setting ``field`` came from, for messages: ``configure()
+    at app.py:4``, its environment variable, or ``the default``."""
+    if field in _origins:
+        return _origins[field]
+    name = _env_var(field)
+    return name if name in os.environ else "the default"
+
+
+def describe_settings(settings: Settings, fields: Collection[str] = ("project_id", "prefix")
+                      ) -> str:
+    """``project 'p' (from PUBSUB_JOBS_PROJECT_ID), prefix 'jobs-' (from the default)``: the
+    values that name resources, each with where it came from, so a mismatch between
+    processes shows."""
+    parts = []
+    for field in fields:
+        value = getattr(settings, field)
+        label = "project" if field == "project_id" else field.replace("_", " ")
+        if field == "project_id" and not value and settings.pubsub_emulator_host:
+            parts.append(f"project {EMULATOR_PROJECT!r} (none is set: the emulator's "
+                         "stand-in)")
+        else:
+            parts.append(f"{label} {value!r} (from {setting_source(field)})")
+    return ", ".join(parts)
+
+
+def naming_hint(settings: Settings, queue: str, existing: Collection[str],
+                subscription: bool = False) -> str:
+    """What an error about a queue's missing topic (or worker ``subscription``) adds: this
+    process's naming settings with their sources and, when ``existing`` (the project's topic
+    or subscription ids) holds the same queue under another prefix, that mismatch named."""
+    own = f"{queue}-worker" if subscription else queue
+    others = sorted({name[: -len(own)] for name in existing if name.endswith(own)
+                     and f"{name[: -len(own)]}{queue}-dead-letter" in existing}
+                    - {settings.prefix})
+    hint = f"this process has {describe_settings(settings)}"
+    if others:
+        found = ", ".join(f"{p}{own}" for p in others)
+        prefixes = " or ".join(repr(p) for p in others)
+        hint += (f"; but {found} exists, made with prefix {prefixes}: the command or process "
+                 "that created it did not have these settings. Give every process the same "
+                 "ones: the module that calls configure() to each command with `pubsub-jobs "
+                 "--app MODULE ...` (or PUBSUB_JOBS_APP), or PUBSUB_JOBS_* variables")
+    return hint
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The package's own callers of configure(), as messages name them.
+_INTERNAL_CALLERS = {
+    "adapters/django/": "Django's TASKS backend OPTIONS",
+    "testing/": "the pytest plugin's fixtures",
+    "cli/": "the command line",
+}
+
+
+def _caller() -> str:
+    """``configure() at app.py:4``: the first frame outside this package that led here."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if path.startswith(_PACKAGE_DIR + os.sep):
+            part = path[len(_PACKAGE_DIR) + 1:].replace(os.sep, "/")
+            for where, name in _INTERNAL_CALLERS.items():
+                if part.startswith(where):
+                    return name
+        else:
+            try:
+                shown = os.path.relpath(path)
+            except ValueError:  # another drive
+                shown = path
+            return f"configure() at {shown if not shown.startswith('..') else path}:" \
+                   f"{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "configure()"
+
+
+def _warn_if_env_differs(field: str, value: Any, origin: str) -> None:
+    name = _env_var(field)
+    env = os.environ.get(name)
+    if env is not None and isinstance(value, str | int | float) and str(value) != env:
+        log.warning("%s sets %s=%r over %s=%r: a process that does not run it (a command "
+                    "without --app) uses %r", origin, field, value, name, env, env)
 
 
 def reset() -> None:
@@ -276,82 +384,13 @@ def reset() -> None:
     global _settings
     with _lock:
         _settings = None
+        _origins.clear()
     _configured()
 
 
 def _env_var(field: str) -> str:
-    """The environment variable a setting is read from: ``PUBSUB_JOBS_<FIELD>``, or for a
-    setting with several names, the first one set (else its own)."""
-    info = Settings.model_fields.get(field)
-    alias = info.validation_alias if info is not None else None
-    if isinstance(alias, AliasChoices):
-        names = [name for name in alias.choices if isinstance(name, str)]
-        present = {name.upper() for name in os.environ}
-        return next((n for n in names if n.upper() in present), names[0])
-    return f"PUBSUB_JOBS_{field.upper()}"
+    return _errors.env_var(Settings.model_fields, field)
 
 
 def _field_of(name: str) -> str | None:
-    """The field a validation error's location starts with (its name or one of its aliases)."""
-    if name in Settings.model_fields:
-        return name
-    for field, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        names = alias.choices if isinstance(alias, AliasChoices) else [alias]
-        if any(isinstance(n, str) and n.lower() == name.lower() for n in names):
-            return field
-    return None
-
-
-def _expects(field: str | None) -> str:
-    info = Settings.model_fields.get(field) if field else None
-    if info is None or not info.description:
-        return ""
-    return f" [{info.description.rstrip('.')}]"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _explain_invalid(exc: ValidationError, *, given: Collection[str]) -> str:
-    """One clause per error: the variable or keyword, its value, what was wrong, what it is."""
-    clauses = []
-    for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        if error["type"] == "extra_forbidden" and len(loc) == 1:
-            known = ", ".join(sorted(Settings.model_fields))
-            clauses.append(f"configure({loc[0]}=...): no such setting (known: {known})")
-            continue
-        field = _field_of(loc[0]) if loc else None
-        shown = _shown(error["input"])
-        inner = ".".join(loc[1:])
-        if field is None:
-            where = f"{'.'.join(loc) or 'settings'}={shown}"
-        elif field in given or loc[0] in given:
-            where = (f"configure({field}=...), at {inner}={shown}" if inner
-                     else f"configure({field}={shown})")
-        else:
-            name = _env_var(field)
-            where = f"{name}, at {inner}={shown}" if inner else f"{name}={shown}"
-        msg = error["msg"].removeprefix("Value error, ")
-        clauses.append(f"{where}: {msg}{_expects(field)}")
-    plural = "s" if len(clauses) > 1 else ""
-    return f"invalid pubsub-jobs setting{plural}: " + "; ".join(clauses)
-
-
-_UNPARSABLE_FIELD = re.compile(r'field "([^"]+)"')
-
-
-def _explain_unparsable(exc: SettingsError) -> str:
-    """pydantic-settings could not decode a variable's JSON (``PUBSUB_JOBS_QUEUES``...)."""
-    found = _UNPARSABLE_FIELD.search(str(exc))
-    field = _field_of(found.group(1)) if found else None
-    if field is None:
-        return f"invalid pubsub-jobs settings: {exc}"
-    cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
-    return (
-        f"invalid pubsub-jobs setting: {_env_var(field)} is not valid JSON{cause}"
-        f"{_expects(field)}"
-    )
+    return _errors.field_of(Settings.model_fields, name)

@@ -186,6 +186,11 @@ def test_demo_runs_retries_and_dead_letters(pubsub_emulator, tmp_path):
     assert "succeeded on attempt 3" in out
     assert "reason=max_attempts attempts=3" in out
     assert "reason=invalid_message" in out
+    # Jobs print from several threads: each line is one job's, never two run together.
+    job_lines = [line for line in out.splitlines()
+                 if any(f in line for f in ("send_welcome(", "resize_image(", "charge("))]
+    assert len(job_lines) == 6, job_lines  # 4 welcomes, a resize, the charge's last attempt
+    assert all(line.startswith("  ") and line.count("(") == 1 for line in job_lines), job_lines
 
 
 def test_missing_credentials_are_one_sentence_not_a_traceback(tmp_path):

@@ -238,12 +238,12 @@ def test_keyboard_interrupt_mid_batch_keeps_publish_and_ack_together(
 
 
 def test_readme_example_runs(bootstrap_queues, pubsub_jobs_settings, capsys):
-    """The Python example of docs/sections/dead-jobs.md, as written."""
+    """The Python example of docs/dead-jobs.md, as written."""
     settings = pubsub_jobs_settings
     bootstrap_queues("default")
     jobs_dead.dead_copies("default", settings, ["a", "b"])
     jobs_dead.dead_copies("default", settings, ["c"], reason="invalid_message")
-    text = (Path(__file__).resolve().parent.parent / "docs/sections/dead-jobs.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "docs/dead-jobs.md").read_text()
     [example] = re.findall(r"```python\n(.*?)```", text, re.S)
     exec(compile(example, "dead-jobs.md", "exec"), {})  # noqa: S102 - our own README
     out = capsys.readouterr().out

@@ -22,7 +22,7 @@ from tests.waiting import wait_for
 #: How late a due job may run on a loaded machine: the emulator checks every 0.1 s.
 LATE = timedelta(seconds=10)
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "sections" / "delayed-jobs.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "delayed-jobs.md"
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 MANAGE = ROOT / "tests" / "django_project" / "manage.py"
-DOC = ROOT / "docs" / "sections" / "django.md"
+DOC = ROOT / "docs" / "django.md"
 SETTINGS_MODULE = "tests.django_project.settings"
 PREFIX = "tests.django_project.testapp.tasks."
 
@@ -398,7 +398,7 @@ def test_other_commands_take_the_backend_settings(
 
 
 def readme_blocks() -> list[tuple[str, str]]:
-    """The ```python blocks of docs/sections/django.md: (kind, code)."""
+    """The ```python blocks of docs/django.md: (kind, code)."""
     text = DOC.read_text()
     blocks = re.findall(
         r"<!-- readme-test: skip-django ([^>]*?) ?-->\s*```python\n(.*?)```", text, re.S

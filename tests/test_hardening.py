@@ -338,9 +338,9 @@ def test_a_message_too_big_once_decoded_is_dead_lettered_before_decoding(
 
 
 def test_the_readme_gcloud_example_runs_verbatim_and_fits_the_schema(pubsub_emulator):
-    """The README's `gcloud pubsub topics publish` block, run as it is printed (only the
-    emulator's endpoint set, as the README says), publishes a message the JSON Schema and
-    the worker both accept."""
+    """The wire format's `gcloud pubsub topics publish` block (docs/jobs.md), run as
+    printed (only the emulator's endpoint set, as the page says), publishes a message the
+    JSON Schema and the worker both accept."""
     import os
     import re
     import shutil
@@ -349,7 +349,7 @@ def test_the_readme_gcloud_example_runs_verbatim_and_fits_the_schema(pubsub_emul
 
     from pubsub_jobs.message import JobMessage, schema
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "jobs.md").read_text()
     [block] = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S)
                if "gcloud pubsub topics publish" in b]
     project = f"readme-{uuid.uuid4().hex[:8]}"

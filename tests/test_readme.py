@@ -1,8 +1,10 @@
-"""The README's Python examples run: each ```python block is marked with how to run it.
+"""The documentation's Python examples run: each ```python block is marked with how to run it.
 
-``module PATH`` blocks become a module of a scratch project (``myapp/jobs.py``), ``exec``
-blocks run in order against the emulator with the queues bootstrapped, ``pytest`` blocks run
-as a user's test file with the plugin. An unmarked block fails this test.
+The pages of ``docs/`` are read in the order of ``mkdocs.yml``'s nav (README.md is built from
+the first two, and checked to be up to date). ``module PATH`` blocks become a module of a
+scratch project (``myapp/jobs.py``), ``exec`` blocks run in order against the emulator with
+the queues bootstrapped, ``pytest`` blocks run as a user's test file with the plugin. An
+unmarked block fails this test.
 """
 
 from __future__ import annotations
@@ -17,15 +19,30 @@ import pubsub_jobs
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 MARKED = re.compile(r"<!-- readme-test: (\w+) ?([^>]*?) ?-->\s*```python\n(.*?)```", re.S)
-QUEUES = ("default", "mailers", "urgent", "reports")
+QUEUES = ("default", "mailers", "urgent", "reports", "emails")
+
+
+def doc_pages() -> list[Path]:
+    """The documentation's pages, in the nav's order (the nav names each once)."""
+    nav = re.findall(r"^\s*- (?:[^:\n]+: )?([\w-]+\.md)\s*$",
+                     (ROOT / "mkdocs.yml").read_text(), re.M)
+    pages = [ROOT / "docs" / name for name in nav]
+    on_disk = sorted((ROOT / "docs").glob("*.md"))
+    assert sorted(pages) == on_disk, "every page of docs/ is in mkdocs.yml's nav, once"
+    return pages
 
 
 def readme_blocks() -> list[tuple[str, str, str]]:
-    text = README.read_text()
-    blocks = MARKED.findall(text)
-    assert len(blocks) == text.count("```python\n"), "every python block needs a marker"
+    blocks = []
+    for page in doc_pages():
+        text = page.read_text()
+        found = MARKED.findall(text)
+        assert len(found) == text.count("```python\n"), f"{page.name}: a python block " \
+            "needs a marker"
+        blocks += found
     return blocks
 
 
@@ -62,7 +79,7 @@ def test_readme_examples_run(pubsub_jobs_settings, bootstrap_queues, pytester, m
     assert ran >= 3
 
 
-def test_readme_is_built_from_its_sections():
+def test_readme_is_built_from_the_docs():
     import importlib.util
 
     path = README.parent / "docs" / "build_readme.py"

@@ -460,9 +460,9 @@ def test_example_uses_generated_variables(example: str) -> None:
 def test_readme_section_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The console session of docs/sections/deploying.md prints what it shows and writes
+    """The console session of docs/deploying.md prints what it shows and writes
     the JSON shown after it."""
-    text = (ROOT / "docs" / "sections" / "deploying.md").read_text()
+    text = (ROOT / "docs" / "deploying.md").read_text()
     console = re.search(r"```console\n(.*?)```", text, re.S)
     shown = re.search(r"```json\n(.*?)```", text, re.S)
     assert console and shown

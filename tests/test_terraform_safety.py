@@ -227,7 +227,7 @@ def test_backoffs_are_checked_once_combined(tmp_path: Path) -> None:
 
 def test_cloud_tasks_service_agent_is_named_right() -> None:
     right = "service-PROJECT_NUMBER@gcp-sa-cloudtasks.iam.gserviceaccount.com"
-    deploying = (ROOT / "docs" / "sections" / "deploying.md").read_text()
+    deploying = (ROOT / "docs" / "deploying.md").read_text()
     assert right in deploying
     texts = {"README.md": (ROOT / "README.md").read_text(), "deploying.md": deploying}
     texts.update({str(p.relative_to(ROOT)): p.read_text() for p in MODULE.rglob("*.tf")})

@@ -122,15 +122,17 @@ class Destination:
     missing_error: type[EnqueueError] = EnqueueError
 
 
-def pubsub_topic(topic_path: str, queue: str) -> Destination:
-    """A queue's topic, as a publish's errors name it."""
+def pubsub_topic(topic_path: str, queue: str, naming: str = "") -> Destination:
+    """A queue's topic, as a publish's errors name it; ``naming`` is what
+    :func:`~pubsub_jobs.settings.naming_hint` says of this process's settings."""
+    check = (f" with the same settings: {naming}" if naming
+             else ", or check PUBSUB_JOBS_PROJECT_ID and PUBSUB_JOBS_PREFIX")
     return Destination(
         service="Pub/Sub",
         resource=f"topic {topic_path}",
         action="publishing to",
         outcome="enqueued",
-        create=f"`pubsub-jobs bootstrap --queue {queue}` (or Terraform), or check "
-        "PUBSUB_JOBS_PROJECT_ID and PUBSUB_JOBS_PREFIX",
+        create=f"`pubsub-jobs bootstrap --queue {queue}` (or Terraform){check}",
         grant="roles/pubsub.publisher on the topic to the application's service account",
         again="if the first publish did arrive, its job_id tells the duplicate apart",
         missing_error=TopicNotFound,

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.publisher.exceptions import PublishError
 from google.pubsub_v1 import PublisherClient as GapicPublisherClient
@@ -18,7 +19,7 @@ from pubsub_jobs.adapters.clients import publisher_client
 from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
-from pubsub_jobs.settings import Settings, get_settings
+from pubsub_jobs.settings import Settings, get_settings, naming_hint
 
 #: The most messages and bytes in one publish request of a bulk enqueue (Pub/Sub takes 1,000
 #: and 10 MB); ``max_latency`` is the client's batching of :meth:`PubSubAdapter.publish_raw`.
@@ -274,9 +275,22 @@ class PubSubAdapter(Adapter):
             scheduler.close()
 
     def _enqueue_error(self, exc: BaseException, topic: str, queue: str) -> EnqueueError:
+        naming = self._naming_hint(queue) if isinstance(exc, gexc.NotFound) else ""
         return _retry.enqueue_error(
             exc,
-            _retry.pubsub_topic(topic, queue),
+            _retry.pubsub_topic(topic, queue, naming),
             attempts=self.settings.publish_attempts,
             timeout=self.settings.publish_timeout,
         )
+
+    def _naming_hint(self, queue: str) -> str:
+        """For a missing topic: this process's naming settings, and the queue's topic under
+        another prefix if the project has one (the project's topics are listed for that)."""
+        settings = self.settings
+        try:
+            project = f"projects/{settings.require_project()}"
+            pages = self.publisher.list_topics(request={"project": project}, timeout=5.0)
+            names = {topic.name.rsplit("/", 1)[-1] for topic in pages}
+        except Exception:  # only a hint: the error it adds to is the point
+            names = set()
+        return naming_hint(settings, queue, names)

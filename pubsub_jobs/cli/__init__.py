@@ -13,10 +13,10 @@ from typing import Any
 from google.auth.exceptions import DefaultCredentialsError
 
 from pubsub_jobs.cli import worker
-from pubsub_jobs.cli._imports import import_job
+from pubsub_jobs.cli._imports import import_job, load_app
 from pubsub_jobs.cli.logs import setup_logging
 from pubsub_jobs.errors import JobError
-from pubsub_jobs.settings import get_settings
+from pubsub_jobs.settings import describe_settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.cli")
 
@@ -24,6 +24,9 @@ log = logging.getLogger("pubsub_jobs.cli")
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from pubsub_jobs.admin.topology import bootstrap
 
+    # Which names it makes, and why: a prefix set by configure() in a module this command
+    # did not import would show here as the default.
+    print(f"bootstrap: {describe_settings(get_settings())}", file=sys.stderr)
     report = bootstrap(args.queue, update=args.update, push_endpoint=args.push_endpoint)
     for name in report.created:
         print(f"created  {name}")
@@ -94,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["text", "json"], default=None,
                         help="json: one JSON object per line, as Cloud Logging reads them "
                              "(default: PUBSUB_JOBS_LOG_FORMAT, else text)")
+    parser.add_argument("--app", action="append", metavar="MODULE",
+                        help="your application's module to import first (its jobs, its "
+                             "configure() call), so this command has the application's "
+                             "settings; repeat for several (default: PUBSUB_JOBS_APP)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     from pubsub_jobs.cli import emulator as _emulator_cmd
@@ -171,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "or CRITICAL")
     setup_logging(args.log_level, args.log_format)
     try:
+        args.app = load_app(args.app if args.app is not None else settings.app)
         if os.environ.get("DJANGO_SETTINGS_MODULE") and args.command in _DJANGO_AWARE:
             # A Django project: the backend's OPTIONS are the settings, its tasks are jobs.
             from pubsub_jobs.adapters.django.worker import setup_worker

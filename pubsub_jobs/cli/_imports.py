@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pubsub_jobs.errors import JobError
 from pubsub_jobs.registry import default_registry
 
 
@@ -37,3 +38,21 @@ def import_job(name: str) -> Any:
             raise
         break
     return default_registry.get(name)
+
+
+def load_app(modules: Sequence[str]) -> list[str]:
+    """Import the application's modules (``--app``, ``PUBSUB_JOBS_APP``) before a command
+    runs, so that their ``configure()`` gives the command the application's settings;
+    returns them. A module that cannot be found is a :class:`JobError` that says what to do."""
+    for name in modules:
+        try:
+            import_modules([name])
+        except ModuleNotFoundError as exc:
+            if not (exc.name and name.startswith(exc.name)):
+                raise  # the app itself imports something missing: its own traceback
+            raise JobError(
+                f"--app {name}: no module named {exc.name!r} (from {os.getcwd()}): run the "
+                "command from the directory that holds it, or add that directory to "
+                "PYTHONPATH"
+            ) from None
+    return list(modules)

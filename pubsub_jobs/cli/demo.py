@@ -25,17 +25,24 @@ if TYPE_CHECKING:
 DEMO_QUEUES = ("demo", "demo-mailers")
 
 
+def say(line: str) -> None:
+    """Print one line from a job: jobs run in several threads, and print() writes the text
+    and its newline apart, so two jobs' lines could run together; one write cannot."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 @job(queue="demo-mailers")
 def send_welcome(user_id: int, *, locale: str = "en") -> None:
     """Pretend to send a welcome e-mail."""
-    print(f"  send_welcome(user_id={user_id}, locale={locale!r})  [job {current_job().job_id}]")
+    say(f"  send_welcome(user_id={user_id}, locale={locale!r})  [job {current_job().job_id}]")
 
 
 @job(queue="demo")
 async def resize_image(url: str, width: int) -> None:
     """An ``async def`` job: runs on the worker's event loop."""
     await asyncio.sleep(0.05)
-    print(f"  resize_image({url!r}, width={width})")
+    say(f"  resize_image({url!r}, width={width})")
 
 
 @job(queue="demo")
@@ -44,7 +51,7 @@ def charge(order_id: int, amount: Decimal) -> None:
     attempt = current_job().attempt
     if attempt < 3:
         raise ConnectionError(f"payment provider timed out (attempt {attempt})")
-    print(f"  charge(order_id={order_id}, amount={amount}) succeeded on attempt {attempt}")
+    say(f"  charge(order_id={order_id}, amount={amount}) succeeded on attempt {attempt}")
 
 
 @job(queue="demo", max_attempts=3)

@@ -103,7 +103,7 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
               for q in args.queue]
     return WorkerOptions(
         queues=queues,
-        modules=args.modules,
+        modules=list(dict.fromkeys([*(getattr(args, "app", None) or ()), *args.modules])),
         middleware=args.middleware,
         prefetch=args.prefetch,
         shutdown_timeout=args.shutdown_timeout,

@@ -28,6 +28,26 @@ def _drop_own_folder() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
 
 
+def _fixed_servicer(emulator: Any, grpc: Any) -> Any:
+    """The emulator's servicer with Cloud Tasks' answers where it differs: creating a queue
+    that exists is ALREADY_EXISTS (it "created" it again, so bootstrap said so every time),
+    and getting one that does not is NOT_FOUND (it failed with UNKNOWN, a KeyError)."""
+
+    class Servicer(emulator.Greeter):  # type: ignore[misc]
+        def CreateQueue(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC's name
+            if request.queue.name in self._state._queues:
+                context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                              f"Queue {request.queue.name} already exists")
+            return super().CreateQueue(request, context)
+
+        def GetQueue(self, request: Any, context: Any) -> Any:  # noqa: N802
+            if request.name not in self._state._queues:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"Queue {request.name} not found")
+            return super().GetQueue(request, context)
+
+    return Servicer
+
+
 def main() -> int:
     _drop_own_folder()
     grpc: Any = importlib.import_module("grpc")
@@ -55,7 +75,7 @@ def main() -> int:
     for name in args.queue:
         state.create_queue(name.rsplit("/", 2)[0], tasks_v2.Queue(name=name))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    emulator.add_CloudTasksServicer_to_server(emulator.Greeter(state), server)
+    emulator.add_CloudTasksServicer_to_server(_fixed_servicer(emulator, grpc)(state), server)
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     try:
         bound = server.add_insecure_port(address)

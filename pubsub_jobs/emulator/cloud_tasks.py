@@ -6,9 +6,10 @@ virtualenv of its own, created on first use under the user's cache directory
 (``~/.cache/pubsub-jobs/tasks-emulator-venv``), never in the project's environment. Its own
 command line binds every interface; we run it through ``_tasks_server.py`` (beside this
 module, run by path with that virtualenv's Python), which binds the one loopback address
-asked for. Clients reach it through an insecure gRPC channel (``CLOUD_TASKS_EMULATOR_HOST``).
-It does not deduplicate task names, cannot get or delete tasks, and retries a failed dispatch
-at once rather than with a backoff.
+asked for, and answers as Cloud Tasks does where the emulator did not (creating a queue
+that exists is ALREADY_EXISTS, getting a missing one NOT_FOUND). Clients reach it through an
+insecure gRPC channel (``CLOUD_TASKS_EMULATOR_HOST``). It does not deduplicate task names,
+cannot get or delete tasks, and retries a failed dispatch at once rather than with a backoff.
 """
 
 from __future__ import annotations

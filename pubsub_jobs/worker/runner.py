@@ -37,7 +37,7 @@ from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import AsyncRunner, Performer
 from pubsub_jobs.registry import Registry, default_registry
-from pubsub_jobs.settings import Settings, get_settings
+from pubsub_jobs.settings import Settings, get_settings, naming_hint
 from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
@@ -121,7 +121,7 @@ class Worker:
             raise
         if missing:  # every missing one named at once, before anything says "started"
             self.error = _missing_error([self.settings.subscription_path(q) for q in missing],
-                                        missing)
+                                        missing, self._naming_hint(subscriber, missing))
             log.error("%s", self.error)
         options = self.options
         if options.http_port is not None:
@@ -207,6 +207,18 @@ class Worker:
                                 "raise the queue's max_delivery_attempts", job.name,
                                 job.max_attempts, path, limit)
         return missing
+
+    def _naming_hint(self, subscriber: pubsub_v1.SubscriberClient, missing: list[str]) -> str:
+        """This worker's naming settings, and a missing queue's subscription under another
+        prefix if the project has one (the project's subscriptions are listed for that)."""
+        try:
+            project = f"projects/{self.settings.require_project()}"
+            pages = subscriber.list_subscriptions(request={"project": project}, timeout=5.0)
+            names = {sub.name.rsplit("/", 1)[-1] for sub in pages}
+        except Exception:  # only a hint: the error it adds to is the point
+            names = set()
+        hints = [naming_hint(self.settings, q, names, subscription=True) for q in missing]
+        return max(hints, key=len)  # one that names a mismatch, if any does
 
     def status(self) -> dict[str, Any]:
         """What ``/status`` shows: ok or stuck (with reasons), queues, running jobs, counts."""
@@ -327,10 +339,9 @@ class Worker:
             message.nack()
 
 
-def _missing_error(paths: list[str], queues: list[str]) -> StreamFailed:
+def _missing_error(paths: list[str], queues: list[str], naming: str) -> StreamFailed:
     command = "pubsub-jobs bootstrap " + " ".join(f"--queue {q}" for q in queues)
-    if len(paths) == 1:
-        return StreamFailed(f"subscription {paths[0]} does not exist: run `{command}` "
-                            "(or Terraform)")
-    return StreamFailed(f"subscriptions {', '.join(paths)} do not exist: run `{command}` "
-                        "(or Terraform)")
+    what = (f"subscription {paths[0]} does not exist" if len(paths) == 1
+            else f"subscriptions {', '.join(paths)} do not exist")
+    return StreamFailed(f"{what}: run `{command}` (or Terraform) with the same settings: "
+                        f"{naming}")
