@@ -86,12 +86,15 @@ class ArgumentCodec:
             }
         return self._adapters
 
-    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The given arguments by parameter name, as ``Signature.bind`` has them (no defaults).
+    def _bind(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], list[str]]:
+        """The given arguments by parameter name, as ``Signature.bind`` has them (no defaults),
+        and what is wrong with the call: unknown keywords, missing arguments.
 
         A valid call of a function without ``*args``/``**kwargs`` is bound here directly
         (``Signature.bind`` costs more than the rest of an enqueue's encoding); anything
-        else, errors included, goes through ``Signature.bind`` and its messages.
+        else, errors included, goes through ``Signature.bind_partial``.
         """
         if self._plain and len(args) <= len(self._positional):
             bound = dict(zip(self._positional, args, strict=False))
@@ -101,30 +104,50 @@ class ArgumentCodec:
                 bound[name] = value
             else:
                 if self._required.issubset(bound):
-                    return bound
+                    return bound, []
+        problems = []
+        suggested: set[str] = set()  # a misspelling's suggestion is not named missing too
         if not any(kind is _VAR_KEYWORD for _, kind in self._params):
             unknown = [name for name in kwargs if name not in self._keywords]
-            if unknown:
-                raise InvalidArguments(f"{self._label}: " + "; ".join(
-                    _unknown_keyword(name, self._keywords) for name in unknown))
+            for name in unknown:
+                close = difflib.get_close_matches(name, sorted(self._keywords), n=1)
+                suggested.update(close)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"unexpected keyword argument {name!r}{hint}")
+            kwargs = {name: value for name, value in kwargs.items() if name not in unknown}
         try:
-            return self.signature.bind(*args, **kwargs).arguments
-        except TypeError as exc:
-            raise InvalidArguments(f"{self._label}: {exc}") from None
+            arguments = self.signature.bind_partial(*args, **kwargs).arguments
+        except TypeError as exc:  # too many positional arguments, one given twice
+            raise InvalidArguments(f"{self._label}: " + "; ".join([*problems, str(exc)])
+                                   ) from None
+        problems += [f"missing a required argument: {name!r}" for name, kind in self._params
+                     if name in self._required and name not in arguments
+                     and name not in suggested and kind not in (_VAR_POSITIONAL, _VAR_KEYWORD)]
+        return arguments, problems
+
+    def _checked(self, args: Sequence[Any], kwargs: Mapping[str, Any],
+                 convert: Callable[[str, Any], Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Bind and convert; one :class:`InvalidArguments` names every problem of the call."""
+        bound, problems = self._bind(args, kwargs)
+        try:
+            converted = self._convert(bound, convert)
+        except InvalidArguments as exc:
+            problems.append(str(exc).removeprefix(f"{self._label}: "))
+        if problems:
+            raise InvalidArguments(f"{self._label}: " + "; ".join(problems))
+        return converted
 
     def encode(
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """JSON-ready ``(args, kwargs)``; :class:`InvalidArguments` names the bad argument."""
-        bound = self._bind(args, kwargs)
-        return self._convert(bound, self._encode_one)
+        return self._checked(args, kwargs, self._encode_one)
 
     def decode(
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """Python ``(args, kwargs)`` rebuilt in the hinted types."""
-        bound = self._bind(args, kwargs)
-        return self._convert(bound, self._decode_one)
+        return self._checked(args, kwargs, self._decode_one)
 
     def _convert(
         self, bound: Mapping[str, Any], convert: Callable[[str, Any], Any]
@@ -202,12 +225,6 @@ class ArgumentCodec:
             raise InvalidArguments(
                 f"{self._label}: argument {name!r} is invalid: {type(exc).__name__}: {exc}"
             ) from None
-
-
-def _unknown_keyword(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unexpected keyword argument {name!r}{hint}"
 
 
 def _non_finite(value: Any, depth: int = 0) -> bool:

@@ -56,3 +56,15 @@ def test_aenqueue_checks_arguments_at_once_and_does_not_block_the_loop(memory_ad
     asyncio.run(endpoint())
     assert len(memory_adapter.jobs()) == 3
     assert publish_thread and all(t is not loop_thread[0] for t in publish_thread)
+
+
+def test_unknown_missing_and_invalid_arguments_are_named_in_one_error():
+    """The getting-started page's promise: one error names every problem of the call."""
+    with pytest.raises(InvalidArguments) as raised:
+        greet.message(123, mode="x", when="not a date")
+    assert str(raised.value) == (
+        "job 'tests.arguments.greet': unexpected keyword argument 'mode'; missing a required "
+        "argument: 'count'; argument 'name' is invalid: Input should be a valid string (got "
+        "123); argument 'when' is invalid: Input should be a valid datetime or date, invalid "
+        "character in year (got 'not a date')"
+    )
