@@ -18,6 +18,7 @@ import asyncio
 import importlib
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -243,8 +244,8 @@ def test_plain_script_enqueues_and_the_worker_runs_its_jobs(
         cwd=directory, env=env, capture_output=True, text=True, timeout=PATIENCE,
     )
     assert worker.returncode == 0, worker.stderr
-    greetings = sorted(line for line in worker.stdout.splitlines() if line.startswith("Hello"))
-    assert greetings == ["Hello, Ada!", "Hello, Grace!"], worker.stdout + worker.stderr
+    greetings = re.findall(r" INFO jobs: (.*)$", worker.stderr, re.MULTILINE)
+    assert sorted(greetings) == ["Hello, Ada!", "Hello, Grace!"], worker.stderr
 
 
 async def until(condition: Callable[[], bool], failure: Callable[[], str]) -> None:
