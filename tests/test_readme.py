@@ -22,7 +22,7 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MARKED = re.compile(r"<!-- readme-test: (\w+) ?([^>]*?) ?-->\s*```python\n(.*?)```", re.S)
-QUEUES = ("default", "mailers", "urgent", "reports", "emails")
+QUEUES = ("default", "mailers", "urgent", "reports")
 
 
 def doc_pages() -> list[Path]:
