@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import inspect
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -226,27 +229,30 @@ class Job(Generic[P, R]):
         Messages are published in batches; this returns when Pub/Sub confirmed all of them,
         or raises :class:`~pubsub_jobs.errors.BulkEnqueueError` listing those it did not.
         """
+        return self._adapter().enqueue_many(self._messages(calls))
+
+    def _messages(self, calls: Iterable[tuple[Any, ...] | Mapping[str, Any]]
+                  ) -> list[JobMessage]:
         now = utcnow()  # one enqueued_at for them all: formatted once, not per job
         encode = self._message
-        messages = [
+        return [
             encode((), call, now) if isinstance(call, Mapping) else encode(call, {}, now)
             for call in calls
         ]
-        return self._adapter().enqueue_many(messages)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """:meth:`enqueue` for ``async def`` code (a FastAPI endpoint): the arguments are
-        checked here, at once; the publish and its confirmation wait in a thread, so the
-        event loop goes on serving meanwhile."""
+        checked here, at once; the publish and its confirmation wait in a thread of
+        pubsub-jobs' own, so the event loop goes on serving meanwhile."""
         message = self.message(*args, **kwargs)
-        return await asyncio.to_thread(self._adapter().enqueue, message)
+        return await _in_enqueue_thread(self._adapter().enqueue, message)
 
     async def aenqueue_many(
         self, calls: Iterable[tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[EnqueuedJob]:
-        """:meth:`enqueue_many` without blocking the event loop."""
-        calls = list(calls)
-        return await asyncio.to_thread(self.enqueue_many, calls)
+        """:meth:`enqueue_many` without blocking the event loop (arguments checked at once)."""
+        messages = self._messages(calls)
+        return await _in_enqueue_thread(self._adapter().enqueue_many, messages)
 
     def _adapter(self) -> Adapter:
         if self._options.adapter is not None:
@@ -328,3 +334,26 @@ def enqueue_many(
     if adapter is None:
         adapter = default_adapter()
     return adapter.enqueue_many(list(messages))
+
+
+#: Threads in which ``aenqueue`` calls wait for Pub/Sub's confirmation. They only wait, so
+#: there are many: the event loop's default executor has min(32, CPUs + 4) threads (6 on two
+#: cores), shared with everything else an application runs in threads, which would cap the
+#: enqueues a web process has in flight.
+AENQUEUE_THREADS = 64
+_enqueue_pool: ThreadPoolExecutor | None = None
+_enqueue_pool_lock = threading.Lock()
+
+
+async def _in_enqueue_thread(fn: Callable[[Any], R], arg: Any) -> R:
+    """``fn(arg)`` in an enqueue thread, in this task's context (a middleware's trace span
+    and other context variables go along, as with ``asyncio.to_thread``)."""
+    global _enqueue_pool
+    if _enqueue_pool is None:
+        with _enqueue_pool_lock:
+            if _enqueue_pool is None:
+                _enqueue_pool = ThreadPoolExecutor(
+                    AENQUEUE_THREADS, thread_name_prefix="pubsub-jobs-aenqueue")
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_enqueue_pool, context.run, fn, arg)

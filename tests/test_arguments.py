@@ -68,3 +68,37 @@ def test_unknown_missing_and_invalid_arguments_are_named_in_one_error():
         "123); argument 'when' is invalid: Input should be a valid datetime or date, invalid "
         "character in year (got 'not a date')"
     )
+
+
+def test_many_aenqueues_wait_at_once_in_their_own_threads(memory_adapter):
+    """Many requests' enqueues can wait for Pub/Sub together: not only as many as the event
+    loop's default executor has threads (6 on two cores), and each in its task's context."""
+    import asyncio
+    import contextvars
+    import threading
+
+    from pubsub_jobs.job import AENQUEUE_THREADS
+
+    waiting = 32
+    assert waiting <= AENQUEUE_THREADS
+    everyone_in = threading.Barrier(waiting)  # passes only once all publish at the same time
+    request_id: contextvars.ContextVar[int] = contextvars.ContextVar("request_id")
+    seen: list[tuple[int, str]] = []
+    original = memory_adapter.publish
+
+    def publish(message):  # type: ignore[no-untyped-def]
+        everyone_in.wait(timeout=60)  # a deadlock guard, not a timing check
+        seen.append((request_id.get(), message.args[0]))
+        return original(message)
+
+    memory_adapter.publish = publish  # type: ignore[method-assign]
+
+    async def request(number: int) -> None:
+        request_id.set(number)
+        await greet.aenqueue(f"user{number}", 1)
+
+    async def main() -> None:
+        await asyncio.gather(*(request(n) for n in range(waiting)))
+
+    asyncio.run(main())
+    assert sorted(seen) == sorted((n, f"user{n}") for n in range(waiting))
