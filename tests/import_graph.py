@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.job", "pubsub_jobs.message", "pubsub_jobs.outcome", "pubsub_jobs.perform",
         "pubsub_jobs.registry", "pubsub_jobs.settings", "pubsub_jobs.errors",
         "pubsub_jobs.context", "pubsub_jobs._codec",
-        "pubsub_jobs.schedules", "pubsub_jobs._cron",
+        "pubsub_jobs.schedules", "pubsub_jobs._cron", "pubsub_jobs.dead_job",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
     ("adapters", ["pubsub_jobs.adapters"]),
