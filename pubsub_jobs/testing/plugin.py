@@ -164,11 +164,17 @@ def bootstrap_queues(pubsub_jobs_settings: Settings) -> Iterator[Callable[..., B
 
 @pytest.fixture
 def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
-    """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it."""
+    """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it.
+
+    ``drain_queues("q", wait_for_delayed=True)`` first waits until Cloud Tasks has published
+    the queue's delayed jobs. Options as :func:`pubsub_jobs.testing.drain`; the settings
+    are those in force (``pubsub_jobs_settings``', or ``delayed_jobs_settings``' when the
+    test uses it) unless ``settings=`` says otherwise."""
+    from pubsub_jobs.settings import get_settings
     from pubsub_jobs.testing.helpers import drain
 
     def run(*queues: str | QueueSpec, **options: Any) -> Worker:
-        options.setdefault("settings", pubsub_jobs_settings)
+        options.setdefault("settings", get_settings())
         return drain(*queues, **options)
 
     return run
