@@ -214,8 +214,9 @@ def _fail_if_due_too_late(
             if p.due is not None and (p.due - utcnow()).total_seconds() > remaining]
     if late:
         raise TimeoutError(
-            f"drain_queues(wait_for_delayed=True) cannot wait for {late[-1].describe()}: it "
-            f"is due after the timeout of {timeout:g} s. Give a larger timeout= or a shorter "
+            f"drain_queues(wait_for_delayed=True) cannot wait for "
+            f"{'; '.join(p.describe() for p in late)}: due after the timeout of {timeout:g} s. "
+            "Give a larger timeout= or a shorter "
             "delay (or test it with the in-memory adapter, whose clock moves with advance())"
         )
 

@@ -194,7 +194,9 @@ def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]
 
 @pytest.fixture
 def memory_adapter() -> Iterator[InMemoryAdapter]:
-    """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs them."""
+    """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs those
+    due, ``advance(seconds)`` moves its clock for delayed jobs, ``dead_jobs()`` lists the
+    dead ones as ``pubsub-jobs dead list`` shows them."""
     from pubsub_jobs.adapters import use_adapter
     from pubsub_jobs.adapters.memory import InMemoryAdapter
 
