@@ -140,9 +140,8 @@ def test_retry_wait_reschedules_and_counts_toward_max_attempts(tag: str) -> None
 
     summary = adapter.run(include_delayed=True)
     assert [o.action for o in summary.outcomes] == [Action.DEAD_LETTER]
-    [dead] = adapter.dead[QUEUE]
-    assert dead.attributes["dead_letter_reason"] == "max_attempts"
-    assert dead.attributes["delivery_attempt"] == "2"
+    [dead] = adapter.dead_jobs(QUEUE)
+    assert (dead.reason, dead.attempts) == ("max_attempts", 2)
     assert [r.attempt for r in runs(tag)] == [1, 2]
 
 

@@ -174,15 +174,19 @@ def test_memory_adapter_runs_retries_and_dead_letters(memory_adapter, ran):
     summary = memory_adapter.run()
     assert ("add", 3) in ran and ("flaky", 2) in ran and ("discarded", "d") in ran
     assert summary.dead_lettered == 1
-    [dead] = memory_adapter.dead["core"]
-    assert dead.attributes["dead_letter_reason"] == "max_attempts"
+    [dead] = memory_adapter.dead_jobs("core")
+    assert (dead.reason, dead.attempts) == ("max_attempts", 3)
+    assert dead.attributes["dead_letter_reason"] == "max_attempts"  # the raw copy
     assert dead.attributes["delivery_attempt"] == "3"
 
 
 def test_memory_adapter_dead_letters_malformed_input(memory_adapter):
     memory_adapter.publish_raw("core", b"nope", {"job_name": "x"})
     memory_adapter.run()
-    assert memory_adapter.dead["core"][0].attributes["dead_letter_reason"] == "invalid_message"
+    [dead] = memory_adapter.dead_jobs("core")
+    assert dead.reason == "invalid_message"
+    assert (dead.data, dead.job_name, dead.args) == (b"nope", "x", None)
+    assert dead.decode_error is not None and "not JSON" in dead.decode_error
 
 
 def test_memory_adapter_holds_delayed_jobs(memory_adapter, ran):

@@ -2,18 +2,21 @@
 
 Both encode every job to the wire format and decode it back before running it, with the
 same :class:`~pubsub_jobs.perform.Performer` as the worker, so a test sees the same
-validation, retries and dead-lettering as production.
+validation, retries and dead-lettering as production. Dead jobs are the dead set's own
+:class:`~pubsub_jobs.dead_job.DeadJob`, as the command line and the dashboard show them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from pubsub_jobs.adapters.base import Adapter, result_for
-from pubsub_jobs.errors import JobFailed
+from pubsub_jobs.dead_job import DeadJob
+from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.outcome import Action, Outcome, dead_letter_attributes, rescheduled
@@ -21,15 +24,22 @@ from pubsub_jobs.perform import Performer
 from pubsub_jobs.registry import Registry
 from pubsub_jobs.settings import Settings
 
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
 
 @dataclass
 class StoredMessage:
-    """A message as Pub/Sub would hold it."""
+    """A message as Pub/Sub (or, for a delayed job, Cloud Tasks) would hold it.
+
+    ``due`` is when a delayed job is released to its queue, on the adapter's clock
+    (:attr:`InMemoryAdapter.now`); None for a message already in a queue.
+    """
 
     data: bytes
     attributes: dict[str, str]
     delivery_attempt: int = 0
     message_id: str = ""
+    due: datetime | None = None
 
     @property
     def job(self) -> JobMessage:
@@ -46,6 +56,8 @@ class RunSummary:
     dead_lettered: int = 0
     #: Stretches of iterating jobs that checkpointed and continued.
     checkpointed: int = 0
+    #: Delayed jobs still held for later when the run ended (see ``delayed_jobs()``).
+    delayed: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -53,9 +65,13 @@ class InMemoryAdapter(Adapter):
     """Keeps published jobs in memory; :meth:`run` performs them like a burst worker.
 
     ``max_delivery_attempts`` of the queue apply as on Pub/Sub: a failing job is redelivered
-    until its attempts run out, then lands in :attr:`dead` with the dead-letter attributes.
-    Delayed jobs wait in :attr:`scheduled` until due (``run(include_delayed=True)`` runs them
-    at once).
+    until its attempts run out, then lands in :attr:`dead` (queue name to a list of
+    :class:`~pubsub_jobs.dead_job.DeadJob`, oldest first; :meth:`dead_jobs` lists them,
+    :meth:`retry_dead` puts them back).
+
+    Delayed jobs (``using(delay=...)``/``using(run_at=...)``, long-wait retries) wait in
+    :attr:`scheduled` until due on the adapter's clock, :attr:`now`: the real time plus
+    however far :meth:`advance` moved it. ``run(include_delayed=True)`` runs them at once.
     """
 
     supports_delay = True
@@ -73,8 +89,9 @@ class InMemoryAdapter(Adapter):
         self._settings = settings
         self._lock = threading.RLock()
         self._counter = 0
+        self._offset = timedelta(0)
         self.queues: dict[str, deque[StoredMessage]] = defaultdict(deque)
-        self.dead: dict[str, list[StoredMessage]] = defaultdict(list)
+        self.dead: dict[str, list[DeadJob]] = defaultdict(list)
         self.scheduled: list[StoredMessage] = []
         self._performer: Performer | None = None
 
@@ -85,11 +102,33 @@ class InMemoryAdapter(Adapter):
                                         MiddlewareChain(self.middleware.middleware))
         return self._performer
 
-    def _store(self, message: JobMessage) -> StoredMessage:
-        data, attributes = message.encode()
+    @property
+    def now(self) -> datetime:
+        """The adapter's clock: the real time (UTC) plus everything :meth:`advance` added."""
+        return utcnow() + self._offset
+
+    def advance(self, by: timedelta | float) -> datetime:
+        """Move the adapter's clock forward by ``by`` (a timedelta, or seconds); returns the
+        new :attr:`now`. Delayed jobs due by then run at the next :meth:`run`.
+
+        Only this adapter's clock moves: a job that reads the time itself sees the real one
+        (freeze or shift that with a library such as time-machine, which this clock follows).
+        """
+        step = by if isinstance(by, timedelta) else timedelta(seconds=by)
+        if step < timedelta(0):
+            raise ValueError(f"advance() moves the clock forward only, not by {step}")
+        with self._lock:
+            self._offset += step
+        return self.now
+
+    def _next_id(self) -> str:
         with self._lock:
             self._counter += 1
-            return StoredMessage(data, attributes, message_id=str(self._counter))
+            return str(self._counter)
+
+    def _store(self, message: JobMessage) -> StoredMessage:
+        data, attributes = message.encode()
+        return StoredMessage(data, attributes, message_id=self._next_id())
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         stored = self._store(message)
@@ -99,27 +138,93 @@ class InMemoryAdapter(Adapter):
 
     def schedule(self, message: JobMessage) -> EnqueuedJob:
         stored = self._store(message)
+        # Due after the same wait on the adapter's clock as on the real one, however far
+        # that clock was moved before.
+        stored.due = (message.scheduled_at or utcnow()) + self._offset
         with self._lock:
             self.scheduled.append(stored)
         return result_for(message, stored.message_id)
 
     def jobs(self, queue: str | None = None) -> list[JobMessage]:
-        """The jobs waiting (in one queue, or all), decoded."""
+        """The jobs waiting to run (in one queue, or all), decoded; not the delayed ones."""
         with self._lock:
             names = [queue] if queue else list(self.queues)
             return [m.job for name in names for m in self.queues.get(name, ())]
 
+    def delayed_jobs(self, queue: str | None = None) -> list[JobMessage]:
+        """The delayed jobs not yet due (in one queue, or all), decoded, soonest first; a
+        job's ``scheduled_at`` is when it is due on the real clock."""
+        with self._lock:
+            held = sorted(self.scheduled, key=lambda m: m.due or self.now)
+        jobs = [m.job for m in held]
+        return [j for j in jobs if queue is None or j.queue == queue]
+
+    def dead_jobs(
+        self, queue: str | None = None, *, job_name: str | None = None, reason: str | None = None
+    ) -> list[DeadJob]:
+        """The dead jobs (of one queue, or all), oldest first, as ``pubsub-jobs dead list``
+        shows them; ``job_name``/``reason`` narrow the list."""
+        with self._lock:
+            names = [queue] if queue else list(self.dead)
+            found = [j for name in names for j in self.dead.get(name, ())
+                     if j.matches(job_name=job_name, reason=reason)]
+        # Each queue's list is in dead-letter order already: a stable sort on the time alone
+        # keeps it where times tie.
+        return sorted(found, key=lambda j: j.dead_lettered_at or _EPOCH)
+
+    def retry_dead(
+        self,
+        queue: str,
+        job_ids: Iterable[str] = (),
+        *,
+        every: bool = False,
+        job_name: str | None = None,
+        reason: str | None = None,
+    ) -> list[str]:
+        """Put dead jobs back on their queue, as ``pubsub-jobs dead retry`` does: the original
+        data and attributes (same ``job_id``, attempts counted afresh) plus ``retried_from``,
+        ``retried_at`` and ``retried_count``. Returns the ids retried.
+
+        Select by id (job id or message id; an unknown one raises
+        :class:`~pubsub_jobs.errors.DeadJobNotFound` and retries nothing) or ``every=True``;
+        ``job_name``/``reason`` narrow either.
+        """
+        ids = set(job_ids)
+        if ids and every:
+            raise ConfigurationError("retry_dead: give job ids or every=True, not both")
+        if not (ids or every or job_name or reason):
+            raise ConfigurationError(
+                "retry_dead: say which dead jobs: job ids, every=True, job_name= or reason="
+            )
+        with self._lock:
+            dead = self.dead.get(queue, [])
+            missing = sorted(i for i in ids if not any(i in (j.job_id, j.message_id)
+                                                       for j in dead))
+            if missing:
+                raise DeadJobNotFound(f"no dead job {', '.join(map(repr, missing))} in queue "
+                                      f"{queue!r}")
+            chosen = [j for j in dead if j.matches(job_name=job_name, reason=reason)
+                      and (not ids or not ids.isdisjoint((j.job_id, j.message_id)))]
+            for copy in chosen:
+                dead.remove(copy)
+                self.queues[queue].append(StoredMessage(copy.data, copy.retry_attributes(),
+                                                        message_id=self._next_id()))
+        return [j.id for j in chosen]
+
     def publish_raw(self, queue: str, data: bytes, attributes: dict[str, str]) -> None:
         """Put a message as it is on a queue (to test malformed input)."""
         with self._lock:
-            self._counter += 1
             self.queues[queue].append(StoredMessage(data, dict(attributes),
-                                                    message_id=str(self._counter)))
+                                                    message_id=self._next_id()))
 
     def run(
         self, queue: str | None = None, *, include_delayed: bool = False, max_jobs: int = 10_000
     ) -> RunSummary:
-        """Perform waiting jobs until the queues are empty (or ``max_jobs`` deliveries)."""
+        """Perform the waiting jobs, and delayed jobs as they fall due on :attr:`now`, until
+        none is left to run (or after ``max_jobs`` deliveries); failed jobs are retried in the
+        same run. ``include_delayed=True`` runs every delayed job as if it were due,
+        rescheduled ones too.
+        """
         summary = RunSummary()
         self._release_due(include_delayed)
         for _ in range(max_jobs):
@@ -154,25 +259,31 @@ class InMemoryAdapter(Adapter):
                                           stored.message_id))
             else:
                 summary.dead_lettered += 1
-                attributes = dead_letter_attributes(
-                    stored.attributes, outcome, outcome.attempt or stored.delivery_attempt
-                )
-                with self._lock:
-                    self.dead[name].append(StoredMessage(stored.data, attributes,
-                                                         stored.delivery_attempt,
-                                                         stored.message_id))
+                self._dead_letter(name, stored, outcome)
+        with self._lock:
+            summary.delayed = len(self.scheduled)
         return summary
 
+    def _dead_letter(self, queue: str, stored: StoredMessage, outcome: Outcome) -> None:
+        """Keep the dead-letter copy the worker would publish, read as the dead set reads it."""
+        attributes = dead_letter_attributes(
+            stored.attributes, outcome, outcome.attempt or stored.delivery_attempt
+        )
+        copy = DeadJob.from_fields(queue, message_id=self._next_id(), data=stored.data,
+                                   attributes=attributes, publish_time=utcnow())
+        with self._lock:
+            self.dead[queue].append(copy)
+
     def _release_due(self, include_delayed: bool) -> bool:
-        """Move scheduled jobs that are due (all, with ``include_delayed``) to their queues."""
-        now = utcnow()
+        """Move delayed jobs that are due (all, with ``include_delayed``) to their queues."""
+        now = self.now
         released = False
         with self._lock:
             keep = []
             for stored in self.scheduled:
-                job = stored.job
-                if include_delayed or (job.scheduled_at is not None and job.scheduled_at <= now):
-                    self.queues[job.queue].append(stored)
+                if include_delayed or stored.due is None or stored.due <= now:
+                    stored.due = None
+                    self.queues[stored.job.queue].append(stored)
                     released = True
                 else:
                     keep.append(stored)
@@ -180,6 +291,7 @@ class InMemoryAdapter(Adapter):
         return released
 
     def clear(self) -> None:
+        """Forget every job: waiting, delayed and dead (the clock stays where it is)."""
         with self._lock:
             self.queues.clear()
             self.dead.clear()

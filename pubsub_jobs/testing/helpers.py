@@ -24,12 +24,24 @@ def drain(
     settings: Settings | None = None,
     idle: float = 2.0,
     timeout: float = 60.0,
+    wait_for_delayed: bool = False,
     **worker_options: Any,
 ) -> Worker:
-    """Run a burst worker on ``queues`` until they are idle; returns it (see ``.stats``).
+    """Run a burst worker on ``queues`` until nothing has run or arrived for ``idle`` seconds;
+    returns it (see ``.stats``). ``worker_options`` go to :class:`~pubsub_jobs.worker.Worker`.
 
-    Raises ``TimeoutError`` if jobs keep arriving for longer than ``timeout`` seconds.
+    With ``wait_for_delayed``, first until Cloud Tasks holds no delayed job (``using(delay=
+    ...)``, long-wait retries) for these queues, then until idle (see
+    :func:`pubsub_jobs.testing.delayed.drain_with_delayed`).
+
+    Raises ``TimeoutError`` if the queues are still busy after ``timeout`` seconds (at once,
+    with ``wait_for_delayed``, when a delayed job is due after that).
     """
+    if wait_for_delayed:
+        from pubsub_jobs.testing.delayed import drain_with_delayed
+
+        return drain_with_delayed(queues, settings or get_settings(), idle=idle,
+                                  timeout=timeout, **worker_options)
     worker = Worker(list(queues), settings=settings, burst=True, burst_idle=idle,
                     **worker_options)
     timed_out = threading.Event()

@@ -164,11 +164,17 @@ def bootstrap_queues(pubsub_jobs_settings: Settings) -> Iterator[Callable[..., B
 
 @pytest.fixture
 def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
-    """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it."""
+    """``drain_queues("default", idle=1.0)`` runs a burst worker until idle; returns it.
+
+    ``drain_queues("q", wait_for_delayed=True)`` first waits until Cloud Tasks has published
+    the queue's delayed jobs. Options as :func:`pubsub_jobs.testing.drain`; the settings
+    are those in force (``pubsub_jobs_settings``', or ``delayed_jobs_settings``' when the
+    test uses it) unless ``settings=`` says otherwise."""
+    from pubsub_jobs.settings import get_settings
     from pubsub_jobs.testing.helpers import drain
 
     def run(*queues: str | QueueSpec, **options: Any) -> Worker:
-        options.setdefault("settings", pubsub_jobs_settings)
+        options.setdefault("settings", get_settings())
         return drain(*queues, **options)
 
     return run
@@ -188,7 +194,9 @@ def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]
 
 @pytest.fixture
 def memory_adapter() -> Iterator[InMemoryAdapter]:
-    """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs them."""
+    """Jobs enqueued in the test are kept in memory; ``memory_adapter.run()`` performs those
+    due, ``advance(seconds)`` moves its clock for delayed jobs, ``dead_jobs()`` lists the
+    dead ones as ``pubsub-jobs dead list`` shows them."""
     from pubsub_jobs.adapters import use_adapter
     from pubsub_jobs.adapters.memory import InMemoryAdapter
 
