@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs.context import JobContext, _current
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
-from pubsub_jobs.message import JobMessage
+from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
 from pubsub_jobs.outcome import (
     Action,
     Outcome,
@@ -186,9 +186,9 @@ class Performer:
         if SCHEDULE_ATTRIBUTE in attributes:
             scheduled = scheduled_delivery(attributes, publish_time, self.schedules)
         try:
-            message = JobMessage.decode(
+            message = decode_fields(
                 data, attributes if scheduled is None else scheduled.attributes,
-                max_decoded_bytes=self._max_decoded,
+                self._max_decoded,
             )
         except InvalidMessage as exc:
             return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
@@ -226,7 +226,7 @@ class Performer:
             if context is None:
                 job.fn(*args, **kwargs)
             elif job.is_iterating:
-                outcome = self._iterate(job, args, kwargs, context, message)
+                outcome = self._iterate(job, args, kwargs, context, JobMessage(*message))
             elif job.is_async:
                 self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
             else:
@@ -354,7 +354,7 @@ async def _with_context(
 
 
 def _job_context(
-    message: JobMessage, queue: str, attempt: int, max_attempts: int, message_id: str | None,
+    message: DecodedMessage, queue: str, attempt: int, max_attempts: int, message_id: str | None,
     scheduled: ScheduledDelivery | None,
 ) -> JobContext:
     return JobContext(
