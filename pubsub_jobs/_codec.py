@@ -154,7 +154,8 @@ class ArgumentCodec:
                 if (name not in keyword_only or kind not in passthrough[name]
                         or (kind is float and not math.isfinite(value))):
                     return False
-        return all(name in kwargs for name in self._required_keyword_only)
+        required = self._required_keyword_only
+        return not required or all(name in kwargs for name in required)
 
     def _convert(
         self, bound: Mapping[str, Any], convert: Callable[[str, Any], Any]
