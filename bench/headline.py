@@ -193,6 +193,7 @@ def run_once(system: System, python: Path, n: int, streams: int, host: str, work
         "steady": (n - 1) / max(1e-9, last["t"] - first["t"]),
         "cpu_us": (last["cpu"] - first["cpu"]) / max(1, n - 1) * 1e6,
         "cpu_total_us": last["cpu"] / n * 1e6,
+        "system_us": (last["system"] - first["system"]) / max(1, n - 1) * 1e6,
         "rss_mib": last["rss_mib"],
         "hwm_mib": last["hwm_mib"],
         "duplicates": last["duplicates"],
