@@ -5,9 +5,10 @@ It imports nothing but the standard library, because it runs inside every system
 pubsub-jobs', the raw client's, and the peers' in their own virtualenvs. ``BENCH_MARKS``
 names the file and ``BENCH_EXPECT`` the N. Each line is a JSON object: ``event`` (``first``
 or ``last``), ``t`` (``time.monotonic()``, the same clock as the harness's on Linux),
-``cpu`` (this process's CPU seconds), ``pid``, and on ``last`` the process's ``rss_mib`` and
-``hwm_mib`` and the ``duplicates`` seen so far. Every :data:`PROGRESS` jobs a ``count`` line
-(with ``n``) tells how far a worker got, should it never reach N.
+``cpu`` (this process's CPU seconds; ``user`` and ``system``, its two parts), ``pid``, and
+on ``last`` the process's ``rss_mib`` and ``hwm_mib`` and the ``duplicates`` seen so far.
+Every :data:`PROGRESS` jobs a ``count`` line (with ``n``) tells how far a worker got, should
+it never reach N.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def _memory_mib() -> dict[str, float]:
 
 
 def _write(path: str, event: str, **extra: object) -> None:
+    times = os.times()
     line = {"event": event, "t": time.monotonic(), "cpu": time.process_time(),
-            "pid": os.getpid(), **extra}
+            "user": times.user, "system": times.system, "pid": os.getpid(), **extra}
     with open(path, "a") as out:
         out.write(json.dumps(line) + "\n")
 

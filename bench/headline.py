@@ -145,6 +145,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+def _emulator_cpu(host: str) -> float:
+    """CPU seconds the emulator listening on ``host``'s port has used (0 if not found)."""
+    flag = f"--port={host.rsplit(':', 1)[1]}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if flag in Path(f"/proc/{pid}/cmdline").read_bytes():
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def run_once(system: System, python: Path, n: int, streams: int, host: str, workdir: Path,
              payload_bytes: int) -> dict[str, float]:
     """Enqueue ``n`` jobs with ``system``, then drain them with its worker; its figures."""
@@ -163,6 +174,7 @@ def run_once(system: System, python: Path, n: int, streams: int, host: str, work
 
     worker_log = workdir / "worker.log"
     timeout = 60 + n / 50
+    emulator_cpu = _emulator_cpu(host)
     with open(worker_log, "wb") as out:
         spawned = time.monotonic()
         proc = subprocess.Popen(
@@ -184,6 +196,7 @@ def run_once(system: System, python: Path, n: int, streams: int, host: str, work
                                    f"then none for {now - progress_at:.0f} s")
             time.sleep(0.02)
     finally:
+        emulator_cpu = _emulator_cpu(host) - emulator_cpu
         _stop(proc)
     first, last = found["first"], found["last"]
     return {
@@ -193,6 +206,9 @@ def run_once(system: System, python: Path, n: int, streams: int, host: str, work
         "steady": (n - 1) / max(1e-9, last["t"] - first["t"]),
         "cpu_us": (last["cpu"] - first["cpu"]) / max(1, n - 1) * 1e6,
         "cpu_total_us": last["cpu"] / n * 1e6,
+        "system_us": (last["system"] - first["system"]) / max(1, n - 1) * 1e6,
+        # the emulator's CPU while this worker drained (it shares the machine's cores)
+        "emulator_cpu_us": emulator_cpu / n * 1e6,
         "rss_mib": last["rss_mib"],
         "hwm_mib": last["hwm_mib"],
         "duplicates": last["duplicates"],

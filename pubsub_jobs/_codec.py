@@ -67,6 +67,10 @@ class ArgumentCodec:
         self._positional = [p.name for p in params if p.kind in _POSITIONAL]
         self._keywords = {p.name for p in params if p.kind in (_POS_OR_KW, _KEYWORD_ONLY)}
         self._required = {p.name for p in params if p.default is inspect.Parameter.empty}
+        self._keyword_only = {p.name for p in params if p.kind is _KEYWORD_ONLY}
+        self._required_keyword_only = [n for n in self._keyword_only if n in self._required]
+        #: For :meth:`_unchanged`: the types each positional parameter passes through.
+        self._positional_types: list[tuple[type, ...]] = []
 
     @property
     def adapters(self) -> dict[str, TypeAdapter[Any]]:
@@ -84,6 +88,7 @@ class ArgumentCodec:
                 name: TypeAdapter(hints[name]) if name in hints else _ANY
                 for name in self.signature.parameters
             }
+            self._positional_types = [self._passthrough[name] for name in self._positional]
         return self._adapters
 
     def _bind(
@@ -147,7 +152,33 @@ class ArgumentCodec:
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """Python ``(args, kwargs)`` rebuilt in the hinted types."""
+        if self._unchanged(args, kwargs):
+            return list(args), dict(kwargs)
         return self._checked(args, kwargs, self._decode_one)
+
+    def _unchanged(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+        """Whether decoding would return the arguments as they are: every positional
+        parameter given positionally, keyword-only ones by keyword, every required one given,
+        and each value of a type its hint passes through (a str for a str, ...). The worker's
+        hot path: most jobs take ids and strings, and this costs a tenth of :meth:`_convert`."""
+        if self._adapters is None:
+            self.adapters  # noqa: B018 - resolves the hints, and the passthrough types
+        types = self._positional_types
+        if not self._plain or len(args) != len(types):
+            return False
+        for value, allowed in zip(args, types, strict=True):
+            kind = type(value)
+            if kind not in allowed or (kind is float and not math.isfinite(value)):
+                return False
+        if kwargs:
+            passthrough, keyword_only = self._passthrough, self._keyword_only
+            for name, value in kwargs.items():
+                kind = type(value)
+                if (name not in keyword_only or kind not in passthrough[name]
+                        or (kind is float and not math.isfinite(value))):
+                    return False
+        required = self._required_keyword_only
+        return not required or all(name in kwargs for name in required)
 
     def _convert(
         self, bound: Mapping[str, Any], convert: Callable[[str, Any], Any]

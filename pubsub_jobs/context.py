@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,12 +33,26 @@ class JobContext:
     attributes: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
-_current: ContextVar[JobContext | None] = ContextVar("pubsub_jobs_current_job", default=None)
+#: The running job's context, or (on the worker's hot path, where most jobs never ask) a
+#: function that builds it on first use: see :func:`_current_context`.
+_current: ContextVar[JobContext | Callable[[], JobContext] | None] = ContextVar(
+    "pubsub_jobs_current_job", default=None
+)
+
+
+def _current_context() -> JobContext | None:
+    """The running job's context, built now if only its builder was set; None outside a job."""
+    ctx = _current.get()
+    if ctx is None or isinstance(ctx, JobContext):
+        return ctx
+    built = ctx()
+    _current.set(built)  # the performer resets the variable when the job ends
+    return built
 
 
 def current_job() -> JobContext:
     """The context of the job running in this thread or task; an error outside a job."""
-    ctx = _current.get()
+    ctx = _current_context()
     if ctx is None:
         raise JobError("current_job() is only available while a worker performs a job")
     return ctx

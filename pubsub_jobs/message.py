@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_core import to_json
 
@@ -38,6 +38,7 @@ MAX_ATTRIBUTE_VALUE_BYTES = 1024
 
 
 _JSON_DECODER = json.JSONDecoder()
+_RAW_DECODE = _JSON_DECODER.raw_decode
 #: Attributes that :meth:`JobMessage.decode` reads into fields; the others stay attributes.
 _FIELD_ATTRIBUTES = frozenset({*REQUIRED_ATTRIBUTES, "scheduled_at"})
 
@@ -87,6 +88,21 @@ def parse_time(text: str) -> datetime:
     if len(fraction) > 7:  # Python keeps microseconds: cut nanoseconds
         text = text[:19] + fraction[:7] + text[19 + len(fraction):]
     return datetime.fromisoformat(text.upper())
+
+
+_last_parsed: tuple[str, datetime] = ("", datetime.min)
+
+
+def _parse_time_cached(text: str) -> datetime:
+    """:func:`parse_time`, remembering the last time parsed: the jobs of one ``enqueue_many``
+    share their ``enqueued_at``, and a worker meets them one after another."""
+    global _last_parsed
+    last = _last_parsed
+    if last[0] == text:
+        return last[1]
+    moment = parse_time(text)
+    _last_parsed = (text, moment)
+    return moment
 
 
 def utcnow() -> datetime:
@@ -149,55 +165,90 @@ class JobMessage:
         With ``max_decoded_bytes``, data whose decoded objects would take more memory than
         that (see :func:`decoded_size_estimate`) is refused before it is decoded.
         """
-        missing = [name for name in REQUIRED_ATTRIBUTES if not attributes.get(name)]
-        if missing:
-            raise InvalidMessage(f"missing or empty attribute(s): {', '.join(missing)}")
-        version = attributes["wire_version"]
-        if version != WIRE_VERSION:
-            raise InvalidMessage(
-                f"unknown wire_version {version!r}; this worker reads version {WIRE_VERSION}"
-            )
-        try:
-            enqueued_at = parse_time(attributes["enqueued_at"])
-            scheduled = attributes.get("scheduled_at")
-            scheduled_at = parse_time(scheduled) if scheduled else None
-        except ValueError as exc:
-            raise InvalidMessage(f"bad time attribute: {exc}") from None
-        if max_decoded_bytes is not None:
-            estimate = decoded_size_estimate(data)
-            if estimate > max_decoded_bytes:
-                raise InvalidMessage(
-                    f"data of {len(data)} bytes would take about {estimate // 2**20} MB once "
-                    f"decoded, over the limit of {max_decoded_bytes // 2**20} MB "
-                    "(PUBSUB_JOBS_MAX_DECODED_MESSAGE_MB); pass ids instead of many small "
-                    "objects, or raise the limit"
-                )
-        try:
-            body = _JSON_DECODER.decode(data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise InvalidMessage(f"data is not UTF-8: {exc}") from None
-        except ValueError as exc:
-            raise InvalidMessage(f"data is not JSON: {exc}") from None
-        except RecursionError:  # json's C decoder raises it for deeply nested arrays/objects
-            raise InvalidMessage("data is JSON nested too deeply to decode") from None
-        if not isinstance(body, dict):
-            raise InvalidMessage(f"data is a JSON {type(body).__name__}, not an object")
-        args, kwargs = body.pop("args", None), body.pop("kwargs", None)
-        if not isinstance(args, list):
-            raise InvalidMessage('data needs "args", a JSON array')
-        if not isinstance(kwargs, dict):
-            raise InvalidMessage('data needs "kwargs", a JSON object')
-        return cls(
-            job_name=attributes["job_name"],
-            queue=attributes["queue_name"],
-            args=args,
-            kwargs=kwargs,
-            job_id=attributes["job_id"],
-            enqueued_at=enqueued_at,
-            scheduled_at=scheduled_at,
-            attributes={k: v for k, v in attributes.items() if k not in _FIELD_ATTRIBUTES},
-            extra_data=body,
+        return cls(*decode_fields(data, attributes, max_decoded_bytes))
+
+
+class DecodedMessage(NamedTuple):
+    """:class:`JobMessage`'s fields, as :func:`decode_fields` returns them: the worker's hot
+    path reads them without building a frozen dataclass (which costs more than the JSON)."""
+
+    job_name: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    job_id: str
+    enqueued_at: datetime
+    scheduled_at: datetime | None
+    attributes: Mapping[str, str]
+    extra_data: dict[str, Any]
+
+
+def decode_fields(
+    data: bytes, attributes: Mapping[str, str], max_decoded_bytes: int | None = None
+) -> DecodedMessage:
+    """:meth:`JobMessage.decode`'s work: the fields of a job message, or
+    :class:`InvalidMessage`; ``JobMessage(*decode_fields(...))`` is the job."""
+    get = attributes.get
+    job_name, job_id, queue = get("job_name"), get("job_id"), get("queue_name")
+    enqueued, version = get("enqueued_at"), get("wire_version")
+    if not (job_name and job_id and queue and enqueued and version):
+        missing = [name for name in REQUIRED_ATTRIBUTES if not get(name)]
+        raise InvalidMessage(f"missing or empty attribute(s): {', '.join(missing)}")
+    if version != WIRE_VERSION:
+        raise InvalidMessage(
+            f"unknown wire_version {version!r}; this worker reads version {WIRE_VERSION}"
         )
+    scheduled = get("scheduled_at")
+    try:
+        enqueued_at = _parse_time_cached(enqueued)
+        scheduled_at = parse_time(scheduled) if scheduled else None
+    except ValueError as exc:
+        raise InvalidMessage(f"bad time attribute: {exc}") from None
+    # the estimate is at most 121 bytes a byte: short data needs no counting
+    if max_decoded_bytes is not None and len(data) * 121 > max_decoded_bytes:
+        estimate = decoded_size_estimate(data)
+        if estimate > max_decoded_bytes:
+            raise InvalidMessage(
+                f"data of {len(data)} bytes would take about {estimate // 2**20} MB once "
+                f"decoded, over the limit of {max_decoded_bytes // 2**20} MB "
+                "(PUBSUB_JOBS_MAX_DECODED_MESSAGE_MB); pass ids instead of many small "
+                "objects, or raise the limit"
+            )
+    body = _decode_json(data)
+    if type(body) is not dict:
+        raise InvalidMessage(f"data is a JSON {type(body).__name__}, not an object")
+    args, kwargs = body.pop("args", None), body.pop("kwargs", None)
+    if type(args) is not list:
+        raise InvalidMessage('data needs "args", a JSON array')
+    if type(kwargs) is not dict:
+        raise InvalidMessage('data needs "kwargs", a JSON object')
+    return DecodedMessage(
+        job_name, queue, args, kwargs, job_id, enqueued_at, scheduled_at,
+        # attributes beyond the wire format's own, if any (most messages have none)
+        {k: v for k, v in attributes.items() if k not in _FIELD_ATTRIBUTES}
+        if len(attributes) > (5 if scheduled is None else 6) else {},
+        body,
+    )
+
+
+def _decode_json(data: bytes) -> Any:
+    """``data`` as JSON, or :class:`InvalidMessage` saying why not."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"data is not UTF-8: {exc}") from None
+    try:
+        try:  # the common case, without json.loads' whitespace handling around it
+            body, end = _RAW_DECODE(text)
+        except ValueError:
+            return _JSON_DECODER.decode(text)  # leading whitespace, or the error to tell
+        if end != len(text) and text[end:].strip(" \t\n\r"):
+            return _JSON_DECODER.decode(text)  # raises "Extra data"
+        return body
+    except ValueError as exc:
+        raise InvalidMessage(f"data is not JSON: {exc}") from None
+    except RecursionError:  # json's C decoder raises it for deeply nested arrays/objects
+        raise InvalidMessage("data is JSON nested too deeply to decode") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,11 +17,12 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs.context import JobContext, _current
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
-from pubsub_jobs.message import JobMessage
+from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
 from pubsub_jobs.outcome import (
     Action,
     Outcome,
@@ -37,6 +38,7 @@ from pubsub_jobs.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pubsub_jobs.job import Job
+    from pubsub_jobs.schedules import ScheduledDelivery
 
 log = logging.getLogger("pubsub_jobs.worker")
 
@@ -164,6 +166,7 @@ class Performer:
         self.stopping = threading.Event()
         self.schedules = schedules_for(self.registry)
         self._max_decoded = self.settings.max_decoded_message_mb * 2**20
+        self._queue_limits: dict[str, int] = {}
 
     def perform(
         self,
@@ -183,9 +186,9 @@ class Performer:
         if SCHEDULE_ATTRIBUTE in attributes:
             scheduled = scheduled_delivery(attributes, publish_time, self.schedules)
         try:
-            message = JobMessage.decode(
+            message = decode_fields(
                 data, attributes if scheduled is None else scheduled.attributes,
-                max_decoded_bytes=self._max_decoded,
+                self._max_decoded,
             )
         except InvalidMessage as exc:
             return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
@@ -202,49 +205,48 @@ class Performer:
             log.warning("message %s names queue %r but came from queue %r's subscription; "
                         "queue %r decides its retries and dead letters", message_id,
                         message.queue, queue, queue)
-        attempt = previous_attempts(message.attributes) + (delivery_attempt or 1)
-        max_attempts = job.max_attempts or self.settings.queue_options(
-            queue or message.queue
-        ).max_delivery_attempts
-        context = JobContext(
-            job_id=message.job_id,
-            job_name=message.job_name,
-            queue=queue or message.queue,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            enqueued_at=message.enqueued_at,
-            scheduled_at=message.scheduled_at,
-            message_id=message_id,
-            schedule=scheduled.schedule if scheduled is not None else None,
-            slot=scheduled.slot if scheduled is not None else None,
-            iteration=iteration(message.attributes),
-            attributes=message.attributes,
-        )
+        queue = queue or message.queue
+        attempt = delivery_attempt or 1
+        if message.attributes:
+            attempt += previous_attempts(message.attributes)
+        max_attempts = job.max_attempts or self._max_delivery_attempts(queue)
         chain = self.middleware
-        if chain:
-            chain.before_perform(context)
+        context: JobContext | None = None
+        if chain or job.is_async or job.is_iterating:
+            context = _job_context(message, queue, attempt, max_attempts, message_id, scheduled)
+            if chain:
+                chain.before_perform(context)
         started = time.perf_counter()
-        token = _current.set(context)
+        # The hot path (a sync job, no middleware) builds the context only if the job asks
+        # for it (current_job()) or its failure is logged.
+        token = _current.set(context or partial(
+            _job_context, message, queue, attempt, max_attempts, message_id, scheduled))
+        outcome: Outcome | None = None
         try:
-            if job.is_iterating:
-                outcome = self._iterate(job, args, kwargs, context, message)
+            if context is None:
+                job.fn(*args, **kwargs)
+            elif job.is_iterating:
+                outcome = self._iterate(job, args, kwargs, context, JobMessage(*message))
+            elif job.is_async:
+                self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
             else:
-                if job.is_async:
-                    self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
-                elif chain:
-                    with chain.perform_context(context):
-                        job.fn(*args, **kwargs)
-                else:
+                with chain.perform_context(context):
                     job.fn(*args, **kwargs)
-                outcome = Outcome(Action.ACK, Reason.SUCCEEDED)
         except BaseException as exc:  # noqa: B036 - SystemExit from a job is one failed attempt
             outcome = _failure(exc, job, attempt, max_attempts)
         finally:
             _current.reset(token)
-        outcome = replace(outcome, duration=time.perf_counter() - started, attempt=attempt)
-        if self.log_outcomes:
+        duration = time.perf_counter() - started
+        if outcome is None:
+            outcome = Outcome(Action.ACK, Reason.SUCCEEDED, None, duration, None, attempt)
+        else:
+            outcome = replace(outcome, duration=duration, attempt=attempt)
+        if self.log_outcomes and (outcome.error is not None or log.isEnabledFor(logging.DEBUG)):
+            if context is None:
+                context = _job_context(message, queue, attempt, max_attempts, message_id,
+                                       scheduled)
             _log_outcome(context, outcome)
-        if chain:
+        if chain and context is not None:
             try:
                 chain.after_perform(context, outcome)
             except Exception:
@@ -253,6 +255,14 @@ class Performer:
                 log.exception("after_perform of %s %s raised; the job's outcome (%s) stands",
                               context.job_name, context.job_id, outcome.reason.value)
         return outcome
+
+    def _max_delivery_attempts(self, queue: str) -> int:
+        """The queue's ``max_delivery_attempts`` from the settings, looked up once."""
+        limit = self._queue_limits.get(queue)
+        if limit is None:
+            limit = self._queue_limits[queue] = self.settings.queue_options(
+                queue).max_delivery_attempts
+        return limit
 
     def _iterate(
         self, job: Job[Any, Any], args: list[Any], kwargs: dict[str, Any], context: JobContext,
@@ -341,6 +351,21 @@ async def _with_context(
     _current.set(context)
     with chain.perform_context(context):
         return await coro
+
+
+def _job_context(
+    message: DecodedMessage, queue: str, attempt: int, max_attempts: int, message_id: str | None,
+    scheduled: ScheduledDelivery | None,
+) -> JobContext:
+    return JobContext(
+        job_id=message.job_id, job_name=message.job_name, queue=queue, attempt=attempt,
+        max_attempts=max_attempts, enqueued_at=message.enqueued_at,
+        scheduled_at=message.scheduled_at, message_id=message_id,
+        schedule=scheduled.schedule if scheduled is not None else None,
+        slot=scheduled.slot if scheduled is not None else None,
+        iteration=iteration(message.attributes) if message.attributes else 0,
+        attributes=message.attributes,
+    )
 
 
 def _dead(reason: Reason, exc: BaseException) -> Outcome:

@@ -347,10 +347,12 @@ def test_a_post_from_another_site_is_refused(
     try:
         browser.get(f"http://{attacker_host}:{site.port}/")
         browser.find_element(By.ID, "go").click()
-        wait_for(lambda: "refused" in browser.find_element(By.TAG_NAME, "body").text, 15,
-                 "the dashboard's refusal")
+        # The click navigates: while the answer loads there is no body yet (settled waits).
+        wait_for(lambda: "refused" in settled(
+            lambda: browser.find_element(By.TAG_NAME, "body").text), 15,
+            "the dashboard's refusal")
         assert "changes are accepted only from the dashboard's own pages" in \
-            browser.find_element(By.TAG_NAME, "body").text
+            settled(lambda: browser.find_element(By.TAG_NAME, "body").text)
     finally:
         site.close()
     assert len(list_dead("web")) == 1  # nothing was retried

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.context import _current
+from pubsub_jobs.context import _current_context
 from pubsub_jobs.errors import describe
 from pubsub_jobs.middleware import Middleware
 from pubsub_jobs.outcome import Action, job_fields
@@ -158,7 +158,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
         if "job_id" not in entry:
-            current = _current.get()
+            current = _current_context()
             if current is not None:
                 entry["job_id"] = current.job_id
                 entry["job_name"] = current.job_name

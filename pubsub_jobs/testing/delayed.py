@@ -232,9 +232,10 @@ def _still_busy(
     parts += [f"delayed job {p.describe()} left Cloud Tasks but never reached the worker"
               for p in on_the_way]
     with worker.stats.lock:
-        running = list(worker.stats.running.values())
-    parts += [f"job {name} (job id {job_id}, queue {queue}) still running"
-              for queue, name, job_id, _ in running]
+        running = [(queue, message.attributes) for queue, message, _ in
+                   worker.stats.running.values()]
+    parts += [f"job {attributes.get('job_name', '?')} (job id {attributes.get('job_id', '?')}, "
+              f"queue {queue}) still running" for queue, attributes in running]
     if not parts:
         parts = ["jobs kept arriving"]
     return (f"queues {', '.join(queues)} were still busy after {timeout:g} s: "

@@ -39,8 +39,9 @@ class WorkerStats:
     last_succeeded: float = field(default_factory=time.monotonic)
     last_received: float = field(default_factory=time.monotonic)
     received_since_success: int = 0
-    #: Jobs running now: message id -> (queue, job_name, job_id, started, monotonic).
-    running: dict[str, tuple[str, str, str, float]] = field(default_factory=dict)
+    #: Jobs running now: message id -> (queue, message, started (monotonic)); the message
+    #: has the job's name and id in its ``attributes``, and the lease keeper renews it.
+    running: dict[str, tuple[str, Any, float]] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> int:
         """A counter by name: ``stats.processed`` is ``stats.counts["processed"]``."""
@@ -53,6 +54,9 @@ class WorkerStats:
         """Count a performed message; the caller holds ``lock``."""
         counts = self.counts
         counts["processed"] += 1
+        if outcome.action is Action.ACK and outcome.error is None:
+            counts["items"] += outcome.items
+            return  # a job that succeeded: nothing else to count
         counts["items"] += outcome.items
         if outcome.action is Action.CONTINUE:
             counts["checkpointed"] += 1

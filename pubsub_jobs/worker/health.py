@@ -34,15 +34,17 @@ def worker_status(
     now = time.monotonic()
     with stats.lock:
         counts = stats.snapshot_locked()
-        running = list(stats.running.values())
+        running = [(queue, message.attributes, started)
+                   for queue, message, started in stats.running.values()]
         last_activity = stats.last_activity
         last_succeeded = stats.last_succeeded
         last_received = stats.last_received
         unacked = stats.received_since_success
     reasons = list(failures)
-    for _queue, job_name, job_id, started in running:
+    for _queue, attributes, started in running:
         if now - started > stuck_after:
-            reasons.append(f"job {job_name} {job_id} has run for {now - started:.0f}s")
+            reasons.append(f"job {attributes.get('job_name', '?')} "
+                           f"{attributes.get('job_id', '?')} has run for {now - started:.0f}s")
     if unacked and now - last_succeeded > stuck_after and now - last_received < stuck_after:
         reasons.append(f"no job has succeeded for {now - last_succeeded:.0f}s while "
                        "messages keep arriving")
@@ -60,9 +62,9 @@ def worker_status(
             for q in queues
         ],
         "in_flight": [
-            {"queue": queue, "job_name": job_name, "job_id": job_id,
-             "age_seconds": round(now - started, 3)}
-            for queue, job_name, job_id, started in running
+            {"queue": queue, "job_name": attributes.get("job_name", "?"),
+             "job_id": attributes.get("job_id", "?"), "age_seconds": round(now - started, 3)}
+            for queue, attributes, started in running
         ],
         **{k: v for k, v in counts.items() if k != "in_flight"},
         "last_activity": datetime.fromtimestamp(wall - (now - last_activity), UTC).isoformat(),

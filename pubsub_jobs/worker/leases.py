@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from google.cloud.pubsub_v1.subscriber.message import Message
 
@@ -21,12 +22,12 @@ log = logging.getLogger("pubsub_jobs.worker")
 
 
 class LeaseKeeper:
-    """Renews the leases of the messages whose jobs run now."""
+    """Renews the leases of the messages whose jobs run now: ``running()`` lists them (the
+    worker's own record of its running jobs, so a job costs the keeper nothing)."""
 
-    def __init__(self, lease_seconds: int) -> None:
+    def __init__(self, lease_seconds: int, running: Callable[[], list[Message]]) -> None:
         self.lease_seconds = lease_seconds
-        self._running: dict[str, Message] = {}
-        self._lock = threading.Lock()
+        self._messages = running
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -36,20 +37,10 @@ class LeaseKeeper:
         self._thread.start()
         return self
 
-    def running(self, message: Message) -> None:
-        with self._lock:
-            self._running[message.message_id] = message
-
-    def done(self, message: Message) -> None:
-        with self._lock:
-            self._running.pop(message.message_id, None)
-
     def _run(self) -> None:
         interval = self.lease_seconds / 4
         while not self._stop.wait(interval):
-            with self._lock:
-                messages = list(self._running.values())
-            for message in messages:
+            for message in self._messages():
                 try:
                     message.modify_ack_deadline(self.lease_seconds)
                 except Exception as exc:  # the client is closing: nothing left to keep

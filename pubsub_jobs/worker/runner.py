@@ -93,7 +93,7 @@ class Worker:
         self._stopping = threading.Event()
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._streams: Streams | None = None
-        self._leases = LeaseKeeper(self.options.lease_seconds)
+        self._leases = LeaseKeeper(self.options.lease_seconds, self._running_messages)
 
     def run(self) -> bool:
         """Pull and run jobs until :meth:`request_stop` (or idle, in burst mode).
@@ -256,59 +256,58 @@ class Worker:
         log.error("%s", error)
         return True
 
+    def _running_messages(self) -> list[Message]:
+        """The messages whose jobs run now, for the lease keeper."""
+        with self.stats.lock:
+            return [message for _, message, _ in self.stats.running.values()]
+
     def _callback(self, queue: str) -> Callable[[Message], None]:
         stats = self.stats
+        lock = stats.lock
+        counts = stats.counts
+        running = stats.running
         stopping = self._stopping
         perform = self._performer.perform
-        leases = self._leases
+        settle = self._settle
+        monotonic = time.monotonic
+        ack, cont = Action.ACK, Action.CONTINUE
 
         def on_message(message: Message) -> None:
             if stopping.is_set():
                 message.nack()
-                with stats.lock:
-                    stats.counts["nacked_on_stop"] += 1
+                with lock:
+                    counts["nacked_on_stop"] += 1
                 return
-            attributes = message.attributes
             key = message.message_id
-            with stats.lock:
-                stats.counts["received"] += 1
+            with lock:
+                counts["received"] += 1
                 stats.received_since_success += 1
                 stats.in_flight += 1
-                stats.last_activity = stats.last_received = time.monotonic()
-                stats.running[key] = (queue, attributes.get("job_name", "?"),
-                                      attributes.get("job_id", "?"), stats.last_activity)
+                stats.last_activity = stats.last_received = now = monotonic()
+                running[key] = (queue, message, now)  # the lease keeper renews it from here
             outcome: Outcome | None = None
-            leases.running(message)
             try:
-                outcome = perform(
-                    message.data,
-                    message.attributes,
-                    message.delivery_attempt,
-                    message.message_id,
-                    queue,
-                    publish_time=message.publish_time,
-                )
-                self._settle(queue, message, outcome)
+                outcome = perform(message.data, message.attributes, message.delivery_attempt,
+                                  key, queue, publish_time=message.publish_time)
+                settle(queue, message, outcome)
             except Exception:
                 # A bug of ours or of a middleware: the message comes back, and after its
                 # last delivery the subscription's own policy dead-letters it. The stream
                 # goes on with the other messages.
-                log.exception("unexpected error handling message %s; nacking it",
-                              message.message_id)
+                log.exception("unexpected error handling message %s; nacking it", key)
                 message.nack()
             except BaseException:
                 message.nack()
                 raise
             finally:
-                leases.done(message)
-                with stats.lock:
+                with lock:
                     stats.in_flight -= 1
-                    stats.running.pop(key, None)
-                    stats.last_activity = time.monotonic()
-                    if outcome is not None and outcome.action in (Action.ACK, Action.CONTINUE):
-                        stats.last_succeeded = stats.last_activity
-                        stats.received_since_success = 0
+                    running.pop(key, None)
+                    stats.last_activity = now = monotonic()
                     if outcome is not None:
+                        if outcome.action is ack or outcome.action is cont:
+                            stats.last_succeeded = now
+                            stats.received_since_success = 0
                         stats.count_outcome(outcome)
 
         return on_message
