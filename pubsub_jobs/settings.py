@@ -289,7 +289,7 @@ def configure(**overrides: Any) -> Settings:
                    and (old is None or getattr(old, field) != getattr(new, field))]
         _origins.update(dict.fromkeys(changed, origin))
         _settings = new
-    for field in changed:
+    for field in changed if origin.startswith("configure() at") else ():  # the user's call
         _warn_if_env_differs(field, getattr(new, field), origin)
     _configured()
     return new
