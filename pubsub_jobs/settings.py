@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -319,6 +319,17 @@ def describe_settings(settings: Settings, fields: Collection[str] = ("project_id
         else:
             parts.append(f"{label} {value!r} (from {setting_source(field)})")
     return ", ".join(parts)
+
+
+def project_resource_ids(settings: Settings, list_resources: Callable[[str], Iterable[Any]]
+                         ) -> set[str]:
+    """The ids of the project's topics or subscriptions, as ``list_resources("projects/P")``
+    lists them; empty when they cannot be listed, as only a hint depends on them."""
+    try:
+        listed = list_resources(f"projects/{settings.require_project()}")
+        return {resource.name.rsplit("/", 1)[-1] for resource in listed}
+    except Exception:  # only a hint: the error it adds to is the point
+        return set()
 
 
 def naming_hint(settings: Settings, queue: str, existing: Collection[str],

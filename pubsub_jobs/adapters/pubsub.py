@@ -19,7 +19,7 @@ from pubsub_jobs.adapters.clients import publisher_client
 from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
-from pubsub_jobs.settings import Settings, get_settings, naming_hint
+from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 
 #: The most messages and bytes in one publish request of a bulk enqueue (Pub/Sub takes 1,000
 #: and 10 MB); ``max_latency`` is the client's batching of :meth:`PubSubAdapter.publish_raw`.
@@ -286,11 +286,6 @@ class PubSubAdapter(Adapter):
     def _naming_hint(self, queue: str) -> str:
         """For a missing topic: this process's naming settings, and the queue's topic under
         another prefix if the project has one (the project's topics are listed for that)."""
-        settings = self.settings
-        try:
-            project = f"projects/{settings.require_project()}"
-            pages = self.publisher.list_topics(request={"project": project}, timeout=5.0)
-            names = {topic.name.rsplit("/", 1)[-1] for topic in pages}
-        except Exception:  # only a hint: the error it adds to is the point
-            names = set()
-        return naming_hint(settings, queue, names)
+        names = project_resource_ids(self.settings, lambda project: self.publisher.list_topics(
+            request={"project": project}, timeout=5.0))
+        return naming_hint(self.settings, queue, names)

@@ -37,7 +37,7 @@ from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import AsyncRunner, Performer
 from pubsub_jobs.registry import Registry, default_registry
-from pubsub_jobs.settings import Settings, get_settings, naming_hint
+from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
@@ -211,12 +211,8 @@ class Worker:
     def _naming_hint(self, subscriber: pubsub_v1.SubscriberClient, missing: list[str]) -> str:
         """This worker's naming settings, and a missing queue's subscription under another
         prefix if the project has one (the project's subscriptions are listed for that)."""
-        try:
-            project = f"projects/{self.settings.require_project()}"
-            pages = subscriber.list_subscriptions(request={"project": project}, timeout=5.0)
-            names = {sub.name.rsplit("/", 1)[-1] for sub in pages}
-        except Exception:  # only a hint: the error it adds to is the point
-            names = set()
+        names = project_resource_ids(self.settings, lambda project: (
+            subscriber.list_subscriptions(request={"project": project}, timeout=5.0)))
         hints = [naming_hint(self.settings, q, names, subscription=True) for q in missing]
         return max(hints, key=len)  # one that names a mismatch, if any does
 
