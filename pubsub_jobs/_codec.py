@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import itertools
 import math
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,9 @@ class ArgumentCodec:
         self._required_keyword_only = [n for n in self._keyword_only if n in self._required]
         #: For :meth:`_unchanged`: the types each positional parameter passes through.
         self._positional_types: list[tuple[type, ...]] = []
+        #: The worker's hot path: every tuple of argument types (no keywords, no float) that
+        #: :meth:`_unchanged` passes, when there are few; one set lookup decides then.
+        self._unchanged_types: frozenset[tuple[type, ...]] = frozenset()
 
     @property
     def adapters(self) -> dict[str, TypeAdapter[Any]]:
@@ -89,7 +93,18 @@ class ArgumentCodec:
                 for name in self.signature.parameters
             }
             self._positional_types = [self._passthrough[name] for name in self._positional]
+            self._unchanged_types = self._plain_type_tuples()
         return self._adapters
+
+    def _plain_type_tuples(self) -> frozenset[tuple[type, ...]]:
+        # Every positional parameter given, no keyword-only one required, and at most 64
+        # combinations (a float must still be checked for finiteness: left out).
+        if not self._plain or self._required_keyword_only:
+            return frozenset()
+        choices = [tuple(t for t in types if t is not float) for types in self._positional_types]
+        if math.prod(len(c) for c in choices) > 64:
+            return frozenset()
+        return frozenset(itertools.product(*choices))
 
     def _bind(
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -152,6 +167,8 @@ class ArgumentCodec:
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:
         """Python ``(args, kwargs)`` rebuilt in the hinted types."""
+        if not kwargs and tuple(map(type, args)) in self._unchanged_types:
+            return list(args), {}
         if self._unchanged(args, kwargs):
             return list(args), dict(kwargs)
         return self._checked(args, kwargs, self._decode_one)

@@ -52,9 +52,11 @@ class Reason(enum.StrEnum):
     INVALID_ARGUMENTS = "invalid_arguments"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What to do with a message, and why."""
+    """What to do with a message, and why. Treat it as immutable (``dataclasses.replace``
+    makes a changed copy); it is not frozen only because a frozen dataclass takes three times
+    as long to build, and the worker builds one per job."""
 
     action: Action
     reason: Reason

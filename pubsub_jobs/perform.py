@@ -8,18 +8,17 @@ copy (:func:`~pubsub_jobs.outcome.dead_letter_attributes`) and then ack.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.context import JobContext, _current
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
 from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
@@ -80,69 +79,6 @@ class NoHooks:
         return None
 
 
-class AsyncRunner:
-    """One event loop in a daemon thread, where ``async def`` jobs run.
-
-    Job threads hand coroutines over and wait for their result, so a sync and an async job
-    are settled the same way.
-    """
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``coro`` on the loop and return its result, or raise what it raised, here.
-
-        Whatever the job raises (``SystemExit`` and ``KeyboardInterrupt`` too) is caught in
-        its task and re-raised in the calling thread, so it never stops the event loop that
-        every other async job shares.
-        """
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(
-            _contained(coro), self._ensure_loop()
-        )
-        result = future.result()
-        if isinstance(result, _Raised):
-            raise result.exc
-        return result
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._thread is None or not self._thread.is_alive():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="pubsub-jobs-async", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
-
-    def close(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-            if not thread.is_alive():
-                loop.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Raised:
-    """A BaseException an async job raised, carried out of the event loop as a value."""
-
-    exc: BaseException
-
-
-async def _contained(coro: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        return await coro
-    except BaseException as exc:  # noqa: B036 - a job's SystemExit must not stop the loop
-        return _Raised(exc)
-
-
 class Performer:
     """Turns a message into an :class:`Outcome` by running its job."""
 
@@ -157,7 +93,7 @@ class Performer:
     ) -> None:
         self.registry = registry if registry is not None else default_registry
         self.settings = settings or get_settings()
-        self.middleware: PerformHooks = middleware if middleware is not None else NoHooks()
+        self.middleware = middleware if middleware is not None else NoHooks()
         self.async_runner = async_runner or AsyncRunner()
         #: Log failures here; off when a middleware logs every job already (no line twice).
         self.log_outcomes = log_outcomes
@@ -167,6 +103,15 @@ class Performer:
         self.schedules = schedules_for(self.registry)
         self._max_decoded = self.settings.max_decoded_message_mb * 2**20
         self._queue_limits: dict[str, int] = {}
+
+    @property
+    def middleware(self) -> PerformHooks:
+        return self._middleware
+
+    @middleware.setter
+    def middleware(self, hooks: PerformHooks) -> None:
+        self._middleware = hooks
+        self._hooks = bool(hooks)  # asked once: the hot path skips empty hooks
 
     def perform(
         self,
@@ -192,10 +137,12 @@ class Performer:
             )
         except InvalidMessage as exc:
             return self._rejected(Reason.INVALID_MESSAGE, exc, attributes, queue)
-        try:
-            job = self.registry.get(message.job_name)
-        except UnknownJob as exc:
-            return self._rejected(Reason.UNKNOWN_JOB, exc, attributes, queue)
+        job = self.registry.find(message.job_name)
+        if job is None:
+            try:
+                job = self.registry.get(message.job_name)  # raises UnknownJob, saying why
+            except UnknownJob as exc:
+                return self._rejected(Reason.UNKNOWN_JOB, exc, attributes, queue)
         try:
             args, kwargs = job.codec.decode(message.args, message.kwargs)
         except Exception as exc:  # InvalidArguments, or a validator's own error type
@@ -209,12 +156,13 @@ class Performer:
         attempt = delivery_attempt or 1
         if message.attributes:
             attempt += previous_attempts(message.attributes)
-        max_attempts = job.max_attempts or self._max_delivery_attempts(queue)
-        chain = self.middleware
+        max_attempts = (job.max_attempts or self._queue_limits.get(queue)
+                        or self._max_delivery_attempts(queue))
+        chain, hooks = self.middleware, self._hooks
         context: JobContext | None = None
-        if chain or job.is_async or job.is_iterating:
+        if hooks or job.is_async or job.is_iterating:
             context = _job_context(message, queue, attempt, max_attempts, message_id, scheduled)
-            if chain:
+            if hooks:
                 chain.before_perform(context)
         started = time.perf_counter()
         # The hot path (a sync job, no middleware) builds the context only if the job asks
@@ -246,7 +194,7 @@ class Performer:
                 context = _job_context(message, queue, attempt, max_attempts, message_id,
                                        scheduled)
             _log_outcome(context, outcome)
-        if chain and context is not None:
+        if hooks and context is not None:
             try:
                 chain.after_perform(context, outcome)
             except Exception:

@@ -7,7 +7,7 @@ they are imported (``@job`` does it), and the worker imports only the modules it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pubsub_jobs.errors import JobDefinitionError, UnknownJob
@@ -22,6 +22,9 @@ class Registry:
     def __init__(self) -> None:
         self._jobs: dict[str, Job[Any, Any]] = {}
         self._lock = threading.Lock()
+        #: The job registered under a name, or None: the worker's lookup, the dict's own
+        #: ``get`` (no Python call on the hot path; :meth:`get` raises instead).
+        self.find: Callable[[str], Job[Any, Any] | None] = self._jobs.get
 
     def register(self, job: Job[Any, Any]) -> None:
         """Add a job; a second, different function under a taken name is refused."""

@@ -13,6 +13,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,50 @@ def test_job_ids_are_uuid4_and_data_is_compact_json() -> None:
     message = JobMessage(job_name="j", queue="q", args=args, kwargs=kwargs)
     assert message.encode_data() == json.dumps(
         body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_decode_by_type_tuple_agrees_with_the_full_conversion() -> None:
+    # The worker decodes a call whose argument types are all passed through with one set
+    # lookup; every shape must give what pydantic's conversion gives, or be left to it.
+    def plain(s: str, i: int, flag: bool, anything) -> None: ...  # type: ignore[no-untyped-def]
+
+    def optional(s: str, f: float = 0.5) -> None: ...
+
+    def keyword(s: str, *, n: int) -> None: ...
+
+    def wide(a, b, c, d) -> None: ...  # type: ignore[no-untyped-def]
+
+    calls: list[tuple[Any, list[Any], dict[str, Any]]] = [
+        (plain, ["s", 1, True, None], {}),
+        (plain, ["s", 1, True, "x"], {}),
+        (plain, ["s", True, 1, 1.5], {}),          # bool for int, int for bool: converted
+        (plain, ["s", 1, True, float("inf")], {}),  # a float is checked, never a set member
+        (plain, ["s", 1], {}),                      # missing arguments: refused
+        (plain, ["s", 1, True, None, 5], {}),       # one too many: refused
+        (optional, ["s"], {}),
+        (optional, ["s", 2], {}),
+        (optional, ["s", 2.5], {}),
+        (keyword, ["s"], {"n": 1}),
+        (keyword, ["s"], {}),                       # a required keyword-only one missing
+        (wide, [1, "a", None, True], {}),           # 4 x Any: too many tuples for the set
+    ]
+    for fn, args, kwargs in calls:
+        codec = _codec_of(fn)
+        try:
+            expected: object = codec._checked(args, kwargs, codec._decode_one)
+        except Exception as exc:  # the full conversion's refusal, compared by type
+            expected = type(exc)
+        for _ in range(2):  # the first call resolves the hints and builds the set
+            try:
+                got: object = codec.decode(args, kwargs)
+            except Exception as exc:
+                got = type(exc)
+            assert got == expected, (fn.__name__, args, kwargs)
+    codecs = {fn: _codec_of(fn) for fn in (plain, optional, keyword, wide)}
+    for codec in codecs.values():
+        codec.adapters  # noqa: B018 - resolves the hints, and builds the set
+    assert (str, int, bool, type(None)) in codecs[plain]._unchanged_types
+    assert (str, int, bool, float) not in codecs[plain]._unchanged_types
+    assert codecs[optional]._unchanged_types == frozenset()  # float: checked by the loop
+    assert codecs[keyword]._unchanged_types == frozenset()  # a required keyword-only one
+    assert codecs[wide]._unchanged_types == frozenset()  # 256 tuples: left to the loop

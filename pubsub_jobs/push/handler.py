@@ -43,12 +43,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.settling import OutcomeStore
 from pubsub_jobs.errors import ConfigurationError, PushRefused
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.outcome import Action, Outcome
-from pubsub_jobs.perform import AsyncRunner, Performer
+from pubsub_jobs.perform import Performer
 from pubsub_jobs.push.auth import TokenVerifier
 from pubsub_jobs.push.deliveries import Deliveries, PushStats
 from pubsub_jobs.push.envelope import (

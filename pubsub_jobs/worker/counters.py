@@ -55,7 +55,8 @@ class WorkerStats:
         counts = self.counts
         counts["processed"] += 1
         if outcome.action is Action.ACK and outcome.error is None:
-            counts["items"] += outcome.items
+            if outcome.items:
+                counts["items"] += outcome.items
             return  # a job that succeeded: nothing else to count
         counts["items"] += outcome.items
         if outcome.action is Action.CONTINUE:

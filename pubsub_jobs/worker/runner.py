@@ -28,6 +28,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.message import Message
 
+from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.settling import OutcomeStore
@@ -35,7 +36,7 @@ from pubsub_jobs.errors import ConfigurationError, StreamFailed, describe
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
-from pubsub_jobs.perform import AsyncRunner, Performer
+from pubsub_jobs.perform import Performer
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 from pubsub_jobs.worker.counters import WorkerStats
@@ -262,30 +263,35 @@ class Worker:
         lock = stats.lock
         counts = stats.counts
         running = stats.running
-        stopping = self._stopping
+        stopping = self._stopping.is_set
         perform = self._performer.perform
         settle = self._settle
+        count_outcome = stats.count_outcome
         monotonic = time.monotonic
         ack, cont = Action.ACK, Action.CONTINUE
 
         def on_message(message: Message) -> None:
-            if stopping.is_set():
+            if stopping():
                 message.nack()
                 with lock:
                     counts["nacked_on_stop"] += 1
                 return
             key = message.message_id
+            now = monotonic()
             with lock:
                 counts["received"] += 1
                 stats.received_since_success += 1
                 stats.in_flight += 1
-                stats.last_activity = stats.last_received = now = monotonic()
+                stats.last_activity = stats.last_received = now
                 running[key] = (queue, message, now)  # the lease keeper renews it from here
             outcome: Outcome | None = None
             try:
                 outcome = perform(message.data, message.attributes, message.delivery_attempt,
                                   key, queue, publish_time=message.publish_time)
-                settle(queue, message, outcome)
+                if outcome.action is ack:
+                    message.ack()
+                else:
+                    settle(queue, message, outcome)
             except Exception:
                 # A bug of ours or of a middleware: the message comes back, and after its
                 # last delivery the subscription's own policy dead-letters it. The stream
@@ -296,15 +302,22 @@ class Worker:
                 message.nack()
                 raise
             finally:
+                now = monotonic()
                 with lock:
                     stats.in_flight -= 1
                     running.pop(key, None)
-                    stats.last_activity = now = monotonic()
-                    if outcome is not None:
+                    stats.last_activity = now
+                    if outcome is None:
+                        pass
+                    elif outcome.action is ack and outcome.error is None and not outcome.items:
+                        counts["processed"] += 1  # count_outcome's first case, inline
+                        stats.last_succeeded = now
+                        stats.received_since_success = 0
+                    else:
                         if outcome.action is ack or outcome.action is cont:
                             stats.last_succeeded = now
                             stats.received_since_success = 0
-                        stats.count_outcome(outcome)
+                        count_outcome(outcome)
 
         return on_message
 
