@@ -12,16 +12,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import stop_on_signals
 from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.errors import ConfigurationError, describe
+from pubsub_jobs.schedules import Schedule, schedules_for
 from pubsub_jobs.settings import get_settings
-
-if TYPE_CHECKING:
-    from pubsub_jobs.schedules import Schedule
 
 #: Exit code when nothing is declared, or Cloud Scheduler refused a call.
 EXIT_FAILED = 1
@@ -75,8 +73,6 @@ def _modules(parser: argparse.ArgumentParser) -> None:
 
 
 def _declared(args: argparse.Namespace) -> list[Schedule]:
-    from pubsub_jobs.schedules import schedules_for
-
     load_jobs(args.modules)
     return list(schedules_for())
 
@@ -171,7 +167,6 @@ def _extend_terraform_vars(sub: Any) -> None:
             code: int = command(args)
             return code
         from pubsub_jobs.admin.terraform_vars import writing_schedules
-        from pubsub_jobs.schedules import schedules_for
 
         import_modules(args.modules)  # Django, when used, was set up by main() already
         with writing_schedules(schedules_for()):
