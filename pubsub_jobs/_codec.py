@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import itertools
 import math
@@ -129,6 +128,9 @@ class ArgumentCodec:
         suggested: set[str] = set()  # a misspelling's suggestion is not named missing too
         if not any(kind is _VAR_KEYWORD for _, kind in self._params):
             unknown = [name for name in kwargs if name not in self._keywords]
+            if unknown:
+                import difflib  # for this error only: not on every process's start
+
             for name in unknown:
                 close = difflib.get_close_matches(name, sorted(self._keywords), n=1)
                 suggested.update(close)

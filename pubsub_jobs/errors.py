@@ -30,9 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import cache
 from typing import TYPE_CHECKING
-
-from google.api_core import exceptions as gexc
 
 if TYPE_CHECKING:
     from pubsub_jobs.message import EnqueuedJob, JobMessage
@@ -167,24 +166,31 @@ class Retry(JobError):
         self.delay: timedelta | None = delay
 
 
-#: Errors that may pass when the same call is made again: the status codes Google's own
-#: Pub/Sub client retries a publish on (unavailable, deadline, internal, quota, aborted,
-#: cancelled, unknown), their HTTP forms, and a connection that dropped or timed out.
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.ResourceExhausted,
-    gexc.Aborted,
-    gexc.Cancelled,
-    gexc.Unknown,
-    gexc.GatewayTimeout,
-    gexc.BadGateway,
-    gexc.RetryError,
-    ConnectionError,
-    TimeoutError,
-)
+@cache
+def _transient() -> tuple[type[BaseException], ...]:
+    """Errors that may pass when the same call is made again: the status codes Google's own
+    Pub/Sub client retries a publish on (unavailable, deadline, internal, quota, aborted,
+    cancelled, unknown), their HTTP forms, and a connection that dropped or timed out.
+
+    Built on first use: the errors (and so ``import pubsub_jobs``) load no Google library.
+    """
+    from google.api_core import exceptions as gexc
+
+    return (
+        gexc.ServiceUnavailable,
+        gexc.DeadlineExceeded,
+        gexc.InternalServerError,
+        gexc.TooManyRequests,
+        gexc.ResourceExhausted,
+        gexc.Aborted,
+        gexc.Cancelled,
+        gexc.Unknown,
+        gexc.GatewayTimeout,
+        gexc.BadGateway,
+        gexc.RetryError,
+        ConnectionError,
+        TimeoutError,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -195,7 +201,7 @@ def is_transient(exc: BaseException) -> bool:
     error is terminal (not found, already exists, permission denied, invalid argument) and
     fails at once: trying again only delays the error a person has to act on.
     """
-    return isinstance(exc, _TRANSIENT)
+    return isinstance(exc, _transient())
 
 
 def describe(exc: BaseException) -> str:

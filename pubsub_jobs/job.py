@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from pubsub_jobs._codec import ArgumentCodec
+from pubsub_jobs._default_adapter import default_adapter
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
 from pubsub_jobs.registry import Registry, default_registry
@@ -55,23 +56,6 @@ class Adapter(Protocol):
     def enqueue(self, message: JobMessage) -> EnqueuedJob: ...
 
     def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]: ...
-
-
-_default_adapter: Callable[[], Adapter] | None = None
-
-
-def set_default_adapter_provider(provider: Callable[[], Adapter]) -> None:
-    """Name the function that gives the default adapter (:mod:`pubsub_jobs.adapters` does,
-    when the package is imported): the core knows adapters only through this."""
-    global _default_adapter
-    _default_adapter = provider
-
-
-def default_adapter() -> Adapter:
-    """The adapter ``enqueue`` uses when ``using(adapter=...)`` names none."""
-    if _default_adapter is None:
-        raise ConfigurationError("no adapter: import pubsub_jobs (which sets up the default)")
-    return _default_adapter()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.registry", "pubsub_jobs.settings", "pubsub_jobs.errors",
         "pubsub_jobs.context", "pubsub_jobs._codec",
         "pubsub_jobs.schedules", "pubsub_jobs._cron", "pubsub_jobs._settings_errors",
-        "pubsub_jobs.dead_job", "pubsub_jobs._async_runner",
+        "pubsub_jobs.dead_job", "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
     ("adapters", ["pubsub_jobs.adapters"]),

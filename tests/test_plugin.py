@@ -63,3 +63,4 @@ def test_the_plugin_loads_no_google_client_until_a_fixture_runs():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+

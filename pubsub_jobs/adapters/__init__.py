@@ -11,10 +11,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pubsub_jobs import job as _job
-from pubsub_jobs import settings as _settings
+from pubsub_jobs._default_adapter import set_default_adapter_provider
 from pubsub_jobs.adapters.base import Adapter
 from pubsub_jobs.message import EnqueuedJob
+from pubsub_jobs.settings import on_configure
 
 __all__ = ["Adapter", "EnqueuedJob", "get_adapter", "set_adapter", "use_adapter"]
 
@@ -67,5 +67,5 @@ def _reset_default_adapter() -> None:
             _default = None
 
 
-_job.set_default_adapter_provider(get_adapter)
-_settings.on_configure(_reset_default_adapter)
+set_default_adapter_provider(get_adapter)  # the package's own provider led here; now direct
+on_configure(_reset_default_adapter)

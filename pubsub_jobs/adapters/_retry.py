@@ -23,18 +23,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.api_core import exceptions as gexc
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from pubsub_jobs.errors import EnqueueError, TopicNotFound, describe, is_transient
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState, Retrying
 
 log = logging.getLogger("pubsub_jobs.adapters")
 
@@ -49,6 +45,9 @@ def retrying(
     attempts: int, what: str, *, sleep: Callable[[float], None] = time.sleep
 ) -> Retrying:
     """The policy as a tenacity ``Retrying``: ``attempts`` in all, transient errors only."""
+    # tenacity loads with the first retry (a worker's start does not pay for it)
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts),

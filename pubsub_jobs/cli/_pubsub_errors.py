@@ -7,8 +7,6 @@ import functools
 import sys
 from collections.abc import Callable
 
-from google.api_core import exceptions as gexc
-
 from pubsub_jobs.errors import describe
 
 #: Exit code of an operating command when something was not found or failed.
@@ -22,6 +20,9 @@ def pubsub_errors(command: Command) -> Command:
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        # here, not at the top: every `pubsub-jobs` command builds the parsers that use this
+        from google.api_core import exceptions as gexc
+
         try:
             return command(args)
         except gexc.NotFound as exc:

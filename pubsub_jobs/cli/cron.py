@@ -14,8 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
 from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import stop_on_signals
 from pubsub_jobs.cli.worker import load_jobs
@@ -120,6 +118,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    from google.api_core import exceptions as gexc
+
     from pubsub_jobs.cron import sync_schedules
 
     schedules = _declared(args)
@@ -154,8 +154,6 @@ def _extend_terraform_vars(sub: Any) -> None:
     """``terraform-vars MODULE ...`` also writes the schedules those modules declare (the
     module's ``schedules`` variable); without modules it writes what it always did, unless
     a Django project's tasks were loaded."""
-    from pubsub_jobs.admin.terraform_vars import writing_schedules
-
     parser = sub.choices.get("terraform-vars")
     if parser is None or any(action.dest == "modules" for action in parser._actions):
         return
@@ -168,6 +166,8 @@ def _extend_terraform_vars(sub: Any) -> None:
         if not args.modules and not os.environ.get("DJANGO_SETTINGS_MODULE"):
             code: int = command(args)
             return code
+        from pubsub_jobs.admin.terraform_vars import writing_schedules
+
         import_modules(args.modules)  # Django, when used, was set up by main() already
         with writing_schedules(schedules_for()):
             code = command(args)

@@ -15,12 +15,20 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pubsub_jobs.admin.dead import DERIVED_REASON, DeadJob, list_dead, purge, retry, show
 from pubsub_jobs.cli._pubsub_errors import EXIT_FAILED, pubsub_errors
 from pubsub_jobs.cli._signals import EXIT_INTERRUPTED, stop_on_signals
 from pubsub_jobs.errors import DeadJobNotFound
+
+if TYPE_CHECKING:
+    from pubsub_jobs.admin.dead import DeadJob
+
+# The commands import the dead set (and its clients): every `pubsub-jobs` run builds this parser.
+
+#: The reasons ``--reason`` takes; the last is :data:`pubsub_jobs.dead_job.DERIVED_REASON`.
+REASONS = ("max_attempts", "not_retryable", "invalid_message", "unknown_job",
+           "invalid_arguments", "delivery_limit")
 
 #: Bytes of undecodable data ``dead show`` prints.
 _DATA_PREVIEW = 2000
@@ -67,12 +75,13 @@ def register(sub: Any) -> None:
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-name", metavar="NAME", help="only jobs of this name")
     parser.add_argument("--reason", metavar="REASON",
-                        help="only this reason (max_attempts, not_retryable, invalid_message, "
-                        f"unknown_job, invalid_arguments, {DERIVED_REASON})")
+                        help=f"only this reason ({', '.join(REASONS)})")
 
 
 @pubsub_errors
 def _cmd_list(args: argparse.Namespace) -> int:
+    from pubsub_jobs.admin.dead import DERIVED_REASON, list_dead
+
     jobs = list_dead(args.queue, job_name=args.job_name, reason=args.reason, limit=args.limit)
     if args.json:
         json.dump([j.to_json() for j in jobs], sys.stdout, indent=2)
@@ -104,6 +113,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_show(args: argparse.Namespace) -> int:
+    from pubsub_jobs.admin.dead import show
+
     try:
         job = show(args.queue, args.job_id)
     except DeadJobNotFound as exc:
@@ -119,6 +130,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_retry(args: argparse.Namespace) -> int:
+    from pubsub_jobs.admin.dead import retry
+
     stop = threading.Event()
     bar = _Progress("retrying", sys.stderr)
     with stop_on_signals(
@@ -155,6 +168,8 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_purge(args: argparse.Namespace) -> int:
+    from pubsub_jobs.admin.dead import purge
+
     def confirm(jobs: list[DeadJob]) -> bool:
         if args.yes:
             return True

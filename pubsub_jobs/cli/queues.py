@@ -9,11 +9,13 @@ import argparse
 import json
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.admin.queue_status import SubscriptionStatus, queue_status
 from pubsub_jobs.cli._pubsub_errors import EXIT_FAILED, pubsub_errors
 from pubsub_jobs.settings import get_settings
+
+if TYPE_CHECKING:
+    from pubsub_jobs.admin.queue_status import SubscriptionStatus
 
 
 def register(sub: Any) -> None:
@@ -30,6 +32,8 @@ def register(sub: Any) -> None:
 
 @pubsub_errors
 def _cmd_queues(args: argparse.Namespace) -> int:
+    from pubsub_jobs.admin.queue_status import queue_status  # with its clients: on use only
+
     statuses = queue_status(args.queue, count_dead=args.count_dead, backlog=not args.no_backlog)
     if args.json:
         json.dump([s.to_json() for s in statuses], sys.stdout, indent=2)

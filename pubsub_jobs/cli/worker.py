@@ -19,8 +19,7 @@ from typing import Any
 from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import exit_now, stop_on_signals
 from pubsub_jobs.settings import configure, get_settings
-from pubsub_jobs.worker import QueueSpec, Worker, WorkerOptions
-from pubsub_jobs.worker.options import DEFAULT_PREFETCH
+from pubsub_jobs.worker.options import DEFAULT_PREFETCH, QueueSpec, WorkerOptions
 
 log = logging.getLogger("pubsub_jobs.cli")
 
@@ -39,6 +38,7 @@ def run_worker(options: WorkerOptions) -> int:
     load_jobs(options.modules)
     if options.middleware is not None:  # as PUBSUB_JOBS_MIDDLEWARE would, for enqueues too
         configure(**{**get_settings().model_dump(), "middleware": list(options.middleware)})
+    from pubsub_jobs.worker.runner import Worker  # the Pub/Sub client library: here only
     from pubsub_jobs.worker.supervisor import watch_supervisor
 
     worker = Worker(options)

@@ -15,6 +15,7 @@ own short-lived subscriptions, so they cost nothing while nobody watches.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -98,7 +98,6 @@ class Heartbeat:
         self.host = socket.gethostname()
         self.worker_id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.started_at = datetime.now(UTC).isoformat()
-        self.version = _version()
         self.sent = 0
         self._seq = 0
         self._seq_lock = threading.Lock()
@@ -147,7 +146,6 @@ class Heartbeat:
             payload = beat_payload(
                 self.status(), worker_id=self.worker_id, state=state, seq=seq,
                 interval=self.interval, started_at=self.started_at, host=self.host,
-                version=self.version,
             )
             data = json.dumps(payload, default=str, separators=(",", ":")).encode()
             future = self._publisher.publish(self._topic, data, kind=KIND,
@@ -178,7 +176,12 @@ def _cut(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
+@functools.cache
 def _version() -> str:
+    """This package's version, looked up by the first beat (in the heartbeat's thread): reading
+    the installed distributions takes milliseconds that a worker's start should not wait for."""
+    from importlib import metadata
+
     try:
         return metadata.version("pubsub-jobs")
     except metadata.PackageNotFoundError:

@@ -15,11 +15,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pubsub_jobs.worker.counters import COUNTERS, prometheus_text
+
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger("pubsub_jobs.worker")
 
@@ -59,32 +61,39 @@ MAX_CONNECTIONS = 16
 READ_TIMEOUT = 5.0
 
 
-class _BoundedServer(ThreadingHTTPServer):
+def _bounded_server(
+    address: tuple[str, int], handler: type[BaseHTTPRequestHandler]
+) -> ThreadingHTTPServer:
     """A threaded server with at most :data:`MAX_CONNECTIONS` connections at a time, so
-    silent or slow clients cannot pile up threads."""
+    silent or slow clients cannot pile up threads. (``http.server`` is imported here: a
+    worker without ``--http-port`` does not load it.)"""
+    from http.server import ThreadingHTTPServer
 
-    daemon_threads = True
-    request_queue_size = 128  # the listen backlog: probes are not refused while busy
+    class BoundedServer(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # the listen backlog: probes are not refused while busy
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        def __init__(self) -> None:
+            super().__init__(address, handler)
+            self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+        def process_request(self, request: Any, client_address: Any) -> None:
+            if not self._slots.acquire(blocking=False):
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self._slots.release()
+
+    return BoundedServer()
 
 
 class StatusServer:
@@ -92,7 +101,7 @@ class StatusServer:
 
     def __init__(self, source: StatusSource, port: int, host: str = "127.0.0.1") -> None:
         handler = _handler(source)
-        self._server = _BoundedServer((host, port), handler)
+        self._server = _bounded_server((host, port), handler)
         self.port: int = self._server.server_address[1]
         self.host = host
         self._thread = threading.Thread(
@@ -110,6 +119,8 @@ class StatusServer:
 
 
 def _handler(source: StatusSource) -> type[BaseHTTPRequestHandler]:
+    from http.server import BaseHTTPRequestHandler
+
     class Handler(BaseHTTPRequestHandler):
         timeout = READ_TIMEOUT  # seconds without a byte before the connection is dropped
         _head = False
