@@ -252,17 +252,22 @@ def test_purge_asks_first(pubsub_jobs_settings: Settings, dashboard, browser: An
     browser.get(server.url + "/queues/web/dead")
     wait_text(browser, "dead-list", first)
 
+    def heading() -> str:
+        text: str = settled(lambda: browser.find_element(By.TAG_NAME, "h1").text)
+        return text
+
     press(browser, "Purge…", first)
-    heading = browser.find_element(By.TAG_NAME, "h1").text
-    assert heading == "Purge 1 dead job of queue web?"
-    assert first in browser.find_element(By.CLASS_NAME, "confirm-list").text
+    # the click loads the question page: wait for it rather than read the old page
+    wait_for(lambda: heading() == "Purge 1 dead job of queue web?", 20, "the purge question")
+    assert first in settled(lambda: browser.find_element(By.CLASS_NAME, "confirm-list").text)
     assert len(list_dead("web")) == 2  # asking removed nothing
-    browser.find_element(By.ID, "cancel-purge").click()
+    settled(lambda: browser.find_element(By.ID, "cancel-purge").click())
     wait_text(browser, "dead-list", first)
     assert len(list_dead("web")) == 2
 
     press(browser, "Purge…", first)
-    browser.find_element(By.ID, "confirm-purge").click()
+    wait_for(lambda: heading() == "Purge 1 dead job of queue web?", 20, "the purge question")
+    settled(lambda: browser.find_element(By.ID, "confirm-purge").click())
     wait_text(browser, "flash", "Purged 1 job")
     assert [j.job_id for j in list_dead("web")] == [second]
 
