@@ -202,7 +202,7 @@ def decode_fields(
         raise InvalidMessage(
             f"unknown wire_version {version!r}; this worker reads version {WIRE_VERSION}"
         )
-    scheduled = get("scheduled_at") if "scheduled_at" in attributes else None
+    scheduled = get("scheduled_at")
     try:
         enqueued_at = _parse_time_cached(enqueued)
         scheduled_at = parse_time(scheduled) if scheduled else None

@@ -307,13 +307,7 @@ class Worker:
                     stats.in_flight -= 1
                     running.pop(key, None)
                     stats.last_activity = now
-                    if outcome is None:
-                        pass
-                    elif outcome.action is ack and outcome.error is None and not outcome.items:
-                        counts["processed"] += 1  # count_outcome's first case, inline
-                        stats.last_succeeded = now
-                        stats.received_since_success = 0
-                    else:
+                    if outcome is not None:
                         if outcome.action is ack or outcome.action is cont:
                             stats.last_succeeded = now
                             stats.received_since_success = 0
