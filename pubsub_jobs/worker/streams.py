@@ -1,7 +1,7 @@
 """The streaming pulls of a worker: opened on the official client, cancelled in order.
 
 Each queue gets ``QueueSpec.streams`` streams (``SubscriberClient.subscribe``), each with
-its own thread pool and ``FlowControl``, so concurrency and memory stay bounded.
+its own threads (:mod:`.threads`) and ``FlowControl``, so concurrency and memory stay bounded.
 """
 
 from __future__ import annotations
@@ -9,18 +9,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.message import Message
-from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 
 from pubsub_jobs.errors import StreamFailed, describe
 from pubsub_jobs.settings import Settings
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
+from pubsub_jobs.worker.threads import JobThreads
 
 log = logging.getLogger("pubsub_jobs.worker")
 
@@ -42,9 +41,6 @@ class Streams:
             path = self.settings.subscription_path(spec.name)
             per_stream = -(-spec.concurrency // spec.streams)
             for _ in range(spec.streams):
-                executor = ThreadPoolExecutor(
-                    max_workers=per_stream, thread_name_prefix=f"pubsub-jobs-{spec.name}"
-                )
                 future = self.subscriber.subscribe(
                     path,
                     callback=callback(spec.name),
@@ -54,7 +50,7 @@ class Streams:
                         min_duration_per_lease_extension=self.options.lease_seconds,
                         max_duration_per_lease_extension=self.options.lease_seconds,
                     ),
-                    scheduler=ThreadScheduler(executor),
+                    scheduler=JobThreads(per_stream, f"pubsub-jobs-{spec.name}"),
                     await_callbacks_on_shutdown=True,
                 )
                 self._streams.append((spec.name, future))
