@@ -68,13 +68,13 @@ OURS = System(
 )
 DRAMATIQ = System(
     "dramatiq", "dramatiq + dramatiq-gcpubsub, 1 process x 8 threads",
-    "actor.send() per job, then the broker's PublisherClient.stop() (the broker keeps no "
-    "futures); `dramatiq bench._sys_dramatiq --processes 1 --threads 8`",
+    "actor.send() per job, then every publish future (recorded: the broker keeps none); "
+    "`dramatiq bench._sys_dramatiq --processes 1 --threads 8`",
     REQUIREMENTS / "dramatiq.txt",
 )
 CELERY = System(
     "celery", "Celery + kombu gcpubsub, threads x 8",
-    "task.delay() per job, then PublisherClient.stop() (the transport keeps no futures); "
+    "task.delay() per job, then every publish future (recorded: the transport keeps none); "
     "`celery -A bench._sys_celery worker --pool threads --concurrency 8`",
     REQUIREMENTS / "celery.txt",
 )
