@@ -23,11 +23,11 @@ def record_publishes() -> list[Future[Any]]:
     publish = PublisherClient.publish
 
     def recording(self: PublisherClient, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = publish(self, *args, **kwargs)
+        future: Future[Any] = publish(self, *args, **kwargs)
         futures.append(future)
         return future
 
-    PublisherClient.publish = recording  # type: ignore[method-assign]
+    PublisherClient.publish = recording
     return futures
 
 
