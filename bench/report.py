@@ -32,6 +32,12 @@ def _missing(row: dict[str, Any]) -> str:
 
 
 def headline(h: dict[str, Any]) -> list[str]:
+    """The headline's tables, then the runs that failed and what each system ran."""
+    return headline_tables(h) + headline_details(h)
+
+
+def headline_tables(h: dict[str, Any]) -> list[str]:
+    """Each system at its defaults beside the raw client, the K-stream drains, the targets."""
     rows = [r for r in h["rows"] if r["streams"] == 1]
     raw = next((r.get("median") for r in rows if r["system"] == "raw"), None)
     lines = [
@@ -75,6 +81,11 @@ def headline(h: dict[str, Any]) -> list[str]:
         ratio = "" if t["ratio"] is None else f"{t['ratio']:.2f}"
         verdict = _verdict(t["met"]) + (f" ({t['why_not']})" if "why_not" in t else "")
         lines.append(f"| {t['title']} | {sign} {t['target']:g} | {ratio} | {verdict} |")
+    return lines
+
+
+def headline_details(h: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     failed = [(row["case"], error) for row in h["rows"] for error in row["errors"]]
     if failed:
         lines += ["", "Runs that failed (left out of the medians):", ""]
@@ -155,3 +166,25 @@ def markdown(results: dict[str, Any]) -> str:
     if "prefetch" in results:
         lines += ["", "### Prefetch", "", *prefetch(results["prefetch"])]
     return "\n".join(lines) + "\n"
+
+
+#: The block of ``docs/index.md`` (so of the README's "Benchmarks") that ``python -m
+#: bench.run`` rewrites after a run with the headline; tests/test_readme.py checks that it
+#: is the committed ``bench/results/latest.json``'s.
+DOCS_BLOCK = ("<!-- headline of bench/results/latest.json, written by python -m bench.run -->",
+              "<!-- end of the headline -->")
+
+
+def docs_block(results: dict[str, Any]) -> str:
+    """The README's benchmark table: the run's machine line, then the headline's tables."""
+    first = markdown({k: v for k, v in results.items() if k not in
+                      ("headline", "figures", "prefetch")}).strip()
+    lines = [DOCS_BLOCK[0], "", first, "", *headline_tables(results["headline"]), "",
+             DOCS_BLOCK[1]]
+    return "\n".join(lines)
+
+
+def replace_docs_block(text: str, results: dict[str, Any]) -> str:
+    """``text`` (a page holding the block) with its block made ``results``'."""
+    start, end = text.index(DOCS_BLOCK[0]), text.index(DOCS_BLOCK[1]) + len(DOCS_BLOCK[1])
+    return text[:start] + docs_block(results) + text[end:]

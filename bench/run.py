@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench._common import QUICK, RESULTS, Config, Figure, log, machine
+from bench._common import QUICK, RESULTS, ROOT, Config, Figure, log, machine
 
 HEADLINE = "headline"
 EQUAL = ("bulk", "single", "drain", "start", "rss")
@@ -167,6 +168,16 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     return config, args
 
 
+def update_docs(results: dict[str, Any]) -> None:
+    """The headline block of ``docs/index.md`` from this run, and the README built from it
+    (its "Benchmarks" section)."""
+    from bench.report import replace_docs_block
+
+    page = ROOT / "docs" / "index.md"
+    page.write_text(replace_docs_block(page.read_text(), results))
+    subprocess.run([sys.executable, str(ROOT / "docs" / "build_readme.py")], check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from bench.report import markdown
 
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (args.out / "latest.md").write_text(table)
+    if "headline" in results and args.out.resolve() == RESULTS and not args.quick:
+        update_docs(results)
     sys.stdout.write(table)
     return 0
 

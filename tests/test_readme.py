@@ -88,3 +88,23 @@ def test_readme_is_built_from_the_docs():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert README.read_text() == module.build(), "run: python docs/build_readme.py"
+
+
+def test_the_readme_shows_the_headline_of_the_committed_benchmark_run():
+    """The README's "Benchmarks" table is the one ``bench/results/latest.json`` gives (the
+    run that wrote ``latest.md``): ``python -m bench.run`` rewrites it after each run."""
+    import json
+
+    from bench.report import DOCS_BLOCK, docs_block, replace_docs_block
+
+    results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    block = docs_block(results)
+    assert block in (ROOT / "docs" / "index.md").read_text(), "run: python -m bench.run"
+    assert block in README.read_text()
+    for row in ("| raw google-cloud-pubsub", "| pubsub-jobs, `worker --queue bench` |",
+                "| drain at defaults / raw at defaults, 1 stream | >= 1 |"):
+        assert row in block
+    page = f"# A page\n\n{DOCS_BLOCK[0]}\nold\n{DOCS_BLOCK[1]}\n\nmore\n"
+    once = replace_docs_block(page, results)
+    assert once == f"# A page\n\n{block}\n\nmore\n"
+    assert replace_docs_block(once, results) == once

@@ -6,7 +6,8 @@ builds a ``Future`` per message (a condition variable, two notifications) and, b
 submit, looks for an idle thread through a semaphore written in Python: about 15 µs of CPU
 per message, measured on this project's benchmark machine, against about 5 µs for a put on
 a ``SimpleQueue`` and a get in a waiting thread. Nobody reads those futures: the client
-never looks at them, and the worker settles every message inside its callback.
+never looks at them, and the worker settles every message inside its callback. The acks go
+back to the client's dispatcher on a ``SimpleQueue`` for the same reason.
 
 What the client asks of a scheduler is kept: ``shutdown`` returns the messages that were
 handed over but never started (the client nacks them at once), and with
@@ -38,14 +39,16 @@ class JobThreads(Scheduler):  # type: ignore[misc]  # the client module is not t
         self._size = threads
         self._name = name
         #: Acks and nacks on their way to the client's dispatcher (the interface's queue).
-        self._requests: queue.Queue[Any] = queue.Queue()
+        #: The dispatcher only calls ``get()``, ``get(timeout=...)`` and ``put``, which a
+        #: SimpleQueue has, in C: 0.3 µs a message against 3 for a ``queue.Queue``.
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
 
     @property
-    def queue(self) -> queue.Queue[Any]:
+    def queue(self) -> queue.SimpleQueue[Any]:
         return self._requests
 
     def schedule(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
