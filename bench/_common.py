@@ -19,7 +19,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 @dataclass
 class Config:
-    """Sizes of each phase; the defaults take about 20 minutes on 2 cores."""
+    """Sizes of each phase; the defaults take about 15 minutes on 2 cores (more the first
+    time, which installs the peers)."""
 
     #: Headline: jobs per run with one stream, and with K streams (K in ``headline_streams``).
     headline_n: int = 20_000

@@ -168,13 +168,18 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     return config, args
 
 
+#: The pages that show the headline of the latest run (``docs/index.md`` is the README's).
+DOCS_PAGES = ("index.md", "benchmarks.md")
+
+
 def update_docs(results: dict[str, Any]) -> None:
-    """The headline block of ``docs/index.md`` from this run, and the README built from it
-    (its "Benchmarks" section)."""
+    """The headline block of each of :data:`DOCS_PAGES` from this run, and the README built
+    from them (its "Benchmarks" section)."""
     from bench.report import replace_docs_block
 
-    page = ROOT / "docs" / "index.md"
-    page.write_text(replace_docs_block(page.read_text(), results))
+    for name in DOCS_PAGES:
+        page = ROOT / "docs" / name
+        page.write_text(replace_docs_block(page.read_text(), results))
     subprocess.run([sys.executable, str(ROOT / "docs" / "build_readme.py")], check=True)
 
 

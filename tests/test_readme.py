@@ -91,15 +91,18 @@ def test_readme_is_built_from_the_docs():
 
 
 def test_the_readme_shows_the_headline_of_the_committed_benchmark_run():
-    """The README's "Benchmarks" table is the one ``bench/results/latest.json`` gives (the
-    run that wrote ``latest.md``): ``python -m bench.run`` rewrites it after each run."""
+    """The README's "Benchmarks" table (and the benchmarks page's) is the one
+    ``bench/results/latest.json`` gives (the run that wrote ``latest.md``): ``python -m
+    bench.run`` rewrites it after each run."""
     import json
 
     from bench.report import DOCS_BLOCK, docs_block, replace_docs_block
+    from bench.run import DOCS_PAGES
 
     results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
     block = docs_block(results)
-    assert block in (ROOT / "docs" / "index.md").read_text(), "run: python -m bench.run"
+    for name in DOCS_PAGES:
+        assert block in (ROOT / "docs" / name).read_text(), f"{name}: run python -m bench.run"
     assert block in README.read_text()
     for row in ("| raw google-cloud-pubsub", "| pubsub-jobs, `worker --queue bench` |",
                 "| drain at defaults / raw at defaults, 1 stream | >= 1 |"):
