@@ -11,7 +11,10 @@ back to the client's dispatcher on a ``SimpleQueue`` for the same reason.
 
 What the client asks of a scheduler is kept: ``shutdown`` returns the messages that were
 handed over but never started (the client nacks them at once), and with
-``await_msg_callbacks`` it returns only when every running callback has finished.
+``await_msg_callbacks`` it returns only when every running callback has finished. The
+threads are daemon threads: a process that exits after the worker's shutdown timeout does not
+wait for a job still running (its message comes back when its lease runs out), as the
+command line's worker never did either.
 """
 
 from __future__ import annotations
