@@ -149,16 +149,19 @@ def prefetch(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def measured(results: dict[str, Any]) -> str:
+    """The line on when, on what machine and under what load a run was measured."""
+    m, load = results["machine"], results["load_average"]
+    return (f"Measured {results['generated_at']} on {m['cpu']}, {m['cores']} cores, "
+            f"Python {m['python']}, Pub/Sub emulator {m['pubsub_emulator']} (same machine), "
+            f"google-cloud-pubsub {m['google_cloud_pubsub']}, grpcio {m['grpcio']}; "
+            f"load average {load['before'][0]} before, {load['after'][0]} after; "
+            f"{results['duration_seconds']:.0f} s in all.")
+
+
 def markdown(results: dict[str, Any]) -> str:
     """Every table of a run, after a line on the machine and its load."""
-    m, load = results["machine"], results["load_average"]
-    lines = [
-        f"Measured {results['generated_at']} on {m['cpu']}, {m['cores']} cores, "
-        f"Python {m['python']}, Pub/Sub emulator {m['pubsub_emulator']} (same machine), "
-        f"google-cloud-pubsub {m['google_cloud_pubsub']}, grpcio {m['grpcio']}; "
-        f"load average {load['before'][0]} before, {load['after'][0]} after; "
-        f"{results['duration_seconds']:.0f} s in all.",
-    ]
+    lines = [measured(results)]
     if "headline" in results:
         lines += ["", "### At each system's defaults", "", *headline(results["headline"])]
     if results.get("figures"):
@@ -179,9 +182,7 @@ DOCS_BLOCK = ("<!-- headline of bench/results/latest.json, written by python -m 
 
 def docs_block(results: dict[str, Any]) -> str:
     """The README's benchmark table: the run's machine line, then the headline's tables."""
-    first = markdown({k: v for k, v in results.items() if k not in
-                      ("headline", "figures", "prefetch")}).strip()
-    lines = [DOCS_BLOCK[0], "", first, "", *headline_tables(results["headline"]), "",
+    lines = [DOCS_BLOCK[0], "", measured(results), "", *headline_tables(results["headline"]), "",
              DOCS_BLOCK[1]]
     return "\n".join(lines)
 
