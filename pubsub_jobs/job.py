@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs._default_adapter import default_adapter
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
+from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.schedules import build_schedule, schedules_for
@@ -28,25 +29,6 @@ R = TypeVar("R")
 RetryWait = timedelta | float | Callable[[int], "timedelta | float"]
 
 DEFAULT_QUEUE = "default"
-#: Seconds an iterating job runs before it checkpoints (a ``@job`` option).
-DEFAULT_CHECKPOINT_EVERY = 60.0
-
-
-def _iterating(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` is an iterating job: a generator (or async generator) function with a
-    keyword-only ``cursor`` argument that defaults to None. A generator without one is
-    refused: nothing would resume it."""
-    if not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
-        return False
-    cursor = inspect.signature(fn).parameters.get("cursor")
-    if (cursor is None or cursor.kind is not inspect.Parameter.KEYWORD_ONLY
-            or cursor.default is not None):
-        raise JobDefinitionError(
-            f"job {name!r} is a generator, so it is an iterating job: give it a keyword-only "
-            "argument `cursor` defaulting to None (`def job(..., *, cursor: int | None = None)`)"
-            " and yield the cursor after each item it finished"
-        )
-    return True
 
 
 class Adapter(Protocol):
@@ -111,7 +93,7 @@ class Job(Generic[P, R]):
         self.discard_on = discard_on
         self.retry_wait = retry_wait
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-        self.is_iterating = _iterating(fn, self.name)
+        self.is_iterating = is_iterating(fn, self.name)
         if not checkpoint_every > 0:
             raise JobDefinitionError(f"job {self.name!r}: checkpoint_every is seconds, > 0")
         self.checkpoint_every = float(checkpoint_every)

@@ -76,30 +76,6 @@ class Outcome:
         return self.error is not None and self.reason is not Reason.DISCARDED
 
 
-#: Attribute of an iterating job's continuation: how many continuations came before it.
-ITERATION = "iteration"
-
-
-def iteration(attributes: Mapping[str, str]) -> int:
-    """The continuation count of a message (0 for the first stretch of a job)."""
-    text = attributes.get(ITERATION)
-    try:
-        return max(0, int(text)) if text else 0
-    except ValueError:
-        log.warning("ignoring attribute %s=%r: not a number", ITERATION, text)
-        return 0
-
-
-def continuation(message: JobMessage, cursor: Any) -> JobMessage:
-    """The message that resumes ``message`` after ``cursor`` (already encoded as JSON): same
-    job id and enqueue time, the next ``iteration``, and attempts counted afresh."""
-    attributes = {k: v for k, v in message.attributes.items()
-                  if k not in (PREVIOUS_ATTEMPTS, RESCHEDULED_FROM)}
-    attributes[ITERATION] = str(iteration(message.attributes) + 1)
-    return replace(message, kwargs={**message.kwargs, "cursor": cursor}, scheduled_at=None,
-                   attributes=attributes)
-
-
 #: Attributes a dead-lettered copy gets, and a retry from the dead set drops again. The
 #: attempts before a reschedule are among them: ``delivery_attempt`` has the total, and a
 #: job retried from the dead set starts with its attempts afresh.

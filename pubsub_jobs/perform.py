@@ -1,9 +1,9 @@
 """Perform one message: decode it, look the job up, run it, and decide what to do with it.
 
 This is the whole policy of the decision table, shared by every delivery path (the pull
-worker, the push endpoint, the in-memory adapter); it never touches Pub/Sub itself. The caller
-carries out the :class:`~pubsub_jobs.outcome.Outcome`: ack, nack, or publish a dead-letter
-copy (:func:`~pubsub_jobs.outcome.dead_letter_attributes`) and then ack.
+worker, the push endpoint, the in-memory adapter); it never touches Pub/Sub itself.
+:func:`pubsub_jobs.delivery.settle` then stores what the :class:`~pubsub_jobs.outcome.Outcome`
+needs and says whether the delivery is done with.
 """
 
 from __future__ import annotations
@@ -11,26 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.context import JobContext, _current
+from pubsub_jobs.delivery import Delivery
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
+from pubsub_jobs.iteration import iteration, run_stretch
 from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
-from pubsub_jobs.outcome import (
-    Action,
-    Outcome,
-    Reason,
-    continuation,
-    iteration,
-    job_fields,
-    previous_attempts,
-)
+from pubsub_jobs.outcome import Action, Outcome, Reason, job_fields, previous_attempts
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.settings import Settings, get_settings
@@ -113,26 +107,23 @@ class Performer:
         self._middleware = hooks
         self._hooks = bool(hooks)  # asked once: the hot path skips empty hooks
 
-    def perform(
-        self,
-        data: bytes,
-        attributes: Mapping[str, str],
-        delivery_attempt: int | None = None,
-        message_id: str | None = None,
-        queue: str | None = None,
-        publish_time: datetime | None = None,
-    ) -> Outcome:
-        """Run the job of one message and say what to do with the message.
+    def perform(self, delivery: Delivery) -> Outcome:
+        """Run the job of one delivery and say what to do with it; the decoded message is
+        kept on ``delivery.decoded`` for settling.
 
-        ``publish_time`` (Pub/Sub's, default now) gives a scheduled message (one with a
-        ``schedule`` attribute, as Cloud Scheduler publishes it) its slot, hence its job id.
+        ``delivery.publish_time`` (Pub/Sub's, default now) gives a scheduled message (one
+        with a ``schedule`` attribute, as Cloud Scheduler publishes it) its slot, hence its
+        job id.
         """
+        attributes = delivery.attributes
+        queue = delivery.queue
+        message_id = delivery.message_id
         scheduled = None
         if SCHEDULE_ATTRIBUTE in attributes:
-            scheduled = scheduled_delivery(attributes, publish_time, self.schedules)
+            scheduled = scheduled_delivery(attributes, delivery.publish_time, self.schedules)
         try:
-            message = decode_fields(
-                data, attributes if scheduled is None else scheduled.attributes,
+            message = delivery.decoded = decode_fields(
+                delivery.data, attributes if scheduled is None else scheduled.attributes,
                 self._max_decoded,
             )
         except InvalidMessage as exc:
@@ -153,7 +144,7 @@ class Performer:
                         "queue %r decides its retries and dead letters", message_id,
                         message.queue, queue, queue)
         queue = queue or message.queue
-        attempt = delivery_attempt or 1
+        attempt = delivery.attempt or 1
         if message.attributes:
             attempt += previous_attempts(message.attributes)
         max_attempts = (job.max_attempts or self._queue_limits.get(queue)
@@ -174,7 +165,9 @@ class Performer:
             if context is None:
                 job.fn(*args, **kwargs)
             elif job.is_iterating:
-                outcome = self._iterate(job, args, kwargs, context, JobMessage(*message))
+                outcome = run_stretch(job, args, kwargs, context, JobMessage(*message),
+                                      chain=chain, async_runner=self.async_runner,
+                                      stopping=self.stopping)
             elif job.is_async:
                 self.async_runner.run(_with_context(context, job.fn(*args, **kwargs), chain))
             else:
@@ -212,38 +205,6 @@ class Performer:
                 queue).max_delivery_attempts
         return limit
 
-    def _iterate(
-        self, job: Job[Any, Any], args: list[Any], kwargs: dict[str, Any], context: JobContext,
-        message: JobMessage,
-    ) -> Outcome:
-        """Run an iterating job until it ends (ACK) or a checkpoint is due (CONTINUE): a stop
-        was requested, or ``checkpoint_every`` seconds passed. The item running then finishes
-        first; the continuation resumes after the last cursor yielded."""
-        deadline = time.monotonic() + job.checkpoint_every
-        stopping = self.stopping
-
-        def due() -> bool:
-            return stopping.is_set() or time.monotonic() >= deadline
-
-        chain = self.middleware
-        if job.is_async:
-            done, items, last = self.async_runner.run(
-                _iterate_async(context, job.fn(*args, **kwargs), chain, due)
-            )
-        else:
-            with chain.perform_context(context):
-                done, items, last = _iterate_sync(job.fn(*args, **kwargs), due)
-        if done:
-            return Outcome(Action.ACK, Reason.SUCCEEDED, items=items)
-        cursor = job.codec.encode_argument("cursor", last)
-        log.info("%s %s checkpoint after %d item(s) at cursor %r (iteration %d)",
-                 context.job_name, context.job_id, items, cursor, context.iteration,
-                 extra={"job_id": context.job_id, "job_name": context.job_name,
-                        "queue": context.queue, "items": items,
-                        "iteration": context.iteration})
-        return Outcome(Action.CONTINUE, Reason.CHECKPOINT, items=items,
-                       continuation=continuation(message, cursor))
-
     def _rejected(
         self, reason: Reason, exc: BaseException, attributes: Mapping[str, str], queue: str | None
     ) -> Outcome:
@@ -259,36 +220,6 @@ class Performer:
 
     def close(self) -> None:
         self.async_runner.close()
-
-
-def _iterate_sync(gen: Any, due: Callable[[], bool]) -> tuple[bool, int, Any]:
-    """``(finished, items, last cursor)`` of a generator run until it ends or ``due()``."""
-    items, last = 0, None
-    try:
-        for cursor in gen:
-            items, last = items + 1, cursor
-            if due():
-                return False, items, last
-        return True, items, last
-    finally:
-        gen.close()
-
-
-async def _iterate_async(
-    context: JobContext, agen: Any, chain: PerformHooks, due: Callable[[], bool]
-) -> tuple[bool, int, Any]:
-    """:func:`_iterate_sync` for an async generator, in the event loop's task."""
-    _current.set(context)
-    items, last = 0, None
-    with chain.perform_context(context):
-        try:
-            async for cursor in agen:
-                items, last = items + 1, cursor
-                if due():
-                    return False, items, last
-            return True, items, last
-        finally:
-            await agen.aclose()
 
 
 async def _with_context(

@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("core", [
         "pubsub_jobs.job", "pubsub_jobs.message", "pubsub_jobs.outcome", "pubsub_jobs.perform",
         "pubsub_jobs.registry", "pubsub_jobs.settings", "pubsub_jobs.errors",
-        "pubsub_jobs.context", "pubsub_jobs._codec",
+        "pubsub_jobs.context", "pubsub_jobs._codec", "pubsub_jobs.delivery",
+        "pubsub_jobs.iteration",
         "pubsub_jobs.schedules", "pubsub_jobs._cron", "pubsub_jobs._settings_errors",
         "pubsub_jobs.dead_job", "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
     ]),

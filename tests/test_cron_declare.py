@@ -28,6 +28,7 @@ from pubsub_jobs import (
     schedule,
 )
 from pubsub_jobs.admin.terraform_vars import schedule_variables, terraform_vars, writing_schedules
+from pubsub_jobs.delivery import Delivery
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.message import schema
 from pubsub_jobs.outcome import Action, Reason
@@ -181,8 +182,8 @@ class TestDerivedJobId:
         performer.close()
 
     def perform(self, performer, declared: Schedule, publish_time: str, **extra: str):
-        return performer.perform(declared.data(), {**declared.attributes(), **extra}, 1, "m1",
-                                 declared.queue, publish_time=utc(publish_time))
+        return performer.perform(Delivery(declared.data(), {**declared.attributes(), **extra},
+                                          "m1", 1, declared.queue, utc(publish_time)))
 
     def test_the_slot_at_or_before_the_publish_time(self, performer, ran):
         outcome = self.perform(performer, jobs_cron.QUARTERLY, "2026-01-15T10:16:02.5")
@@ -236,16 +237,16 @@ class TestDerivedJobId:
     def test_an_undeclared_schedule_takes_the_minute(self, performer, ran, caplog):
         attributes = {**jobs_cron.QUARTERLY.attributes(), "schedule": "gone"}
         with caplog.at_level(logging.WARNING, "pubsub_jobs.worker"):
-            performer.perform(jobs_cron.QUARTERLY.data(), attributes, 1, "m1", "cron",
-                              publish_time=utc("2026-01-15T10:16:02.5"))
+            performer.perform(Delivery(jobs_cron.QUARTERLY.data(), attributes, "m1", 1, "cron",
+                                       utc("2026-01-15T10:16:02.5")))
         assert ran[0][1] == "gone@2026-01-15T10:16:00Z"
         assert "schedule 'gone' is not declared" in caplog.text
 
     def test_a_scheduled_message_still_needs_its_job_name(self, performer, ran):
         attributes = {k: v for k, v in jobs_cron.QUARTERLY.attributes().items()
                       if k != "job_name"}
-        outcome = performer.perform(b'{"args":[],"kwargs":{}}', attributes, 1, "m1", "cron",
-                                    publish_time=utc("2026-01-15T10:16:00"))
+        outcome = performer.perform(Delivery(b'{"args":[],"kwargs":{}}', attributes, "m1", 1,
+                                             "cron", utc("2026-01-15T10:16:00")))
         assert outcome.reason is Reason.INVALID_MESSAGE and "job_name" in str(outcome.error)
         assert ran == []
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pubsub_jobs.adapters.base import Adapter, result_for
 from pubsub_jobs.dead_job import DeadJob
+from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
-from pubsub_jobs.outcome import Action, Outcome, dead_letter_attributes, rescheduled
+from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.registry import Registry
 from pubsub_jobs.settings import Settings
@@ -226,6 +227,7 @@ class InMemoryAdapter(Adapter):
         rescheduled ones too.
         """
         summary = RunSummary()
+        stats = DeliveryStats()  # counted as the worker counts, read into the summary
         self._release_due(include_delayed)
         for _ in range(max_jobs):
             with self._lock:
@@ -237,42 +239,36 @@ class InMemoryAdapter(Adapter):
                     break
                 stored = self.queues[name].popleft()
             stored.delivery_attempt += 1
-            outcome = self.performer.perform(
-                stored.data, stored.attributes, stored.delivery_attempt,
-                stored.message_id, name,
-            )
+            delivery = Delivery(stored.data, stored.attributes, stored.message_id,
+                                stored.delivery_attempt, name)
+            outcome = self.performer.perform(delivery)
+            done = settle(delivery, outcome, self)
+            stats.count_outcome(outcome, done)
             summary.outcomes.append(outcome)
-            if outcome.failed:
-                summary.failed += 1
-            if outcome.action is Action.ACK:
-                summary.succeeded += outcome.error is None
-            elif outcome.action is Action.NACK:
-                summary.retried += 1
+            if not done:  # redelivered, as Pub/Sub would after a nack
                 with self._lock:
                     self.queues[name].append(stored)
-            elif outcome.action is Action.CONTINUE and outcome.continuation is not None:
-                summary.checkpointed += 1
-                self.publish(replace(outcome.continuation, queue=name))
-            elif outcome.action is Action.RESCHEDULE:
-                summary.retried += 1
-                self.schedule(rescheduled(replace(stored.job, queue=name), outcome,
-                                          stored.message_id))
-            else:
-                summary.dead_lettered += 1
-                self._dead_letter(name, stored, outcome)
         with self._lock:
             summary.delayed = len(self.scheduled)
+        counts = stats.counts
+        summary.succeeded, summary.failed = counts["succeeded"], counts["failed"]
+        summary.retried, summary.dead_lettered = counts["retried"], counts["dead_lettered"]
+        summary.checkpointed = counts["checkpointed"]
         return summary
 
-    def _dead_letter(self, queue: str, stored: StoredMessage, outcome: Outcome) -> None:
-        """Keep the dead-letter copy the worker would publish, read as the dead set reads it."""
-        attributes = dead_letter_attributes(
-            stored.attributes, outcome, outcome.attempt or stored.delivery_attempt
-        )
-        copy = DeadJob.from_fields(queue, message_id=self._next_id(), data=stored.data,
+    def store_dead_letter(self, queue: str, data: bytes, attributes: dict[str, str]) -> None:
+        """Keep the dead-letter copy the worker would publish, read as the dead set reads it
+        (part of :class:`~pubsub_jobs.delivery.DeliveryStore`)."""
+        copy = DeadJob.from_fields(queue, message_id=self._next_id(), data=data,
                                    attributes=attributes, publish_time=utcnow())
         with self._lock:
             self.dead[queue].append(copy)
+
+    def store_scheduled(self, message: JobMessage) -> None:
+        self.schedule(message)
+
+    def store_published(self, message: JobMessage) -> None:
+        self.publish(message)
 
     def _release_due(self, include_delayed: bool) -> bool:
         """Move delayed jobs that are due (all, with ``include_delayed``) to their queues."""
@@ -327,8 +323,7 @@ class ImmediateAdapter(Adapter):
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         data, attributes = message.encode()
-        attempt = 1
-        outcome = self.performer.perform(data, attributes, attempt, None, message.queue)
+        outcome = self.performer.perform(Delivery(data, attributes, None, 1, message.queue))
         self.outcomes.append(outcome)
         if self.raise_errors and outcome.action is not Action.ACK:
             raise JobFailed(

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from pubsub_jobs.push.asgi import PushASGIApp
 from pubsub_jobs.push.auth import CachingRequest, TokenVerifier
-from pubsub_jobs.push.deliveries import PushStats
 from pubsub_jobs.push.envelope import MAX_BODY_BYTES, PushedMessage, parse_envelope
 from pubsub_jobs.push.handler import (
     DEFAULT_CONCURRENCY,
@@ -39,7 +38,6 @@ __all__ = [
     "PushHandler",
     "PushResponse",
     "PushServer",
-    "PushStats",
     "PushWSGIApp",
     "PushedMessage",
     "TokenVerifier",

@@ -14,11 +14,10 @@ import logging
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from pubsub_jobs.adapters.clients import subscriber_client
-from pubsub_jobs.errors import ConfigurationError, describe
+from pubsub_jobs.adapters.subscriptions import check_subscription
 from pubsub_jobs.push.handler import PUSH_ACK_DEADLINE, PUSH_PREFIX
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
@@ -50,20 +49,14 @@ def check_subscriptions(
 
 def _check(subscriber: pubsub_v1.SubscriberClient, queue: str, settings: Settings,
            registry: Registry) -> list[str]:
-    path = settings.subscription_path(queue)
     fix = f"`pubsub-jobs bootstrap --queue {queue} --push-endpoint URL --update` (or Terraform)"
-    try:
-        sub = subscriber.get_subscription(subscription=path)
-    except gexc.NotFound:
-        return [f"{path} does not exist, so nothing is pushed here: run {fix}"]
-    except Exception as exc:
-        log.info("could not read %s (%s); not checking it", path, describe(exc))
+    check = check_subscription(subscriber, queue, settings, registry, fix=fix)
+    if check.missing:
+        return [f"{check.path} does not exist, so nothing is pushed here: run {fix}"]
+    sub = check.subscription
+    if sub is None:  # could not be read
         return []
-    if not sub.dead_letter_policy.dead_letter_topic:
-        raise ConfigurationError(
-            f"{path} has no dead-letter policy, so Pub/Sub sends no deliveryAttempt and "
-            f"failing jobs could not be counted across instances: run {fix}"
-        )
+    path = check.path
     endpoint = sub.push_config.push_endpoint
     if not endpoint:
         return [f"{path} is a pull subscription: Pub/Sub pushes nothing here; run {fix}"]
@@ -86,9 +79,4 @@ def _check(subscriber: pubsub_v1.SubscriberClient, queue: str, settings: Setting
             found.append(f"{path} sends tokens for audience {token.audience or endpoint}, but "
                          f"PUBSUB_JOBS_PUSH_AUDIENCE is {settings.push_audience}: every push "
                          "is refused (403)")
-    limit = sub.dead_letter_policy.max_delivery_attempts
-    for job in registry:
-        if job.queue == queue and job.max_attempts and job.max_attempts > limit:
-            found.append(f"job {job.name} allows {job.max_attempts} attempts but {path} "
-                         f"dead-letters after {limit}: raise the queue's max_delivery_attempts")
-    return found
+    return found + check.warnings

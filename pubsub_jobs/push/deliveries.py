@@ -1,5 +1,4 @@
-"""What one push endpoint knows of deliveries: its counts, and the messages it is running
-or is done with.
+"""What one push endpoint knows of deliveries: the messages it is running or is done with.
 
 Pub/Sub delivers at least once: a message may come again after its answer was lost or its
 ack deadline passed. One done here (answered 204) is answered 204 again without running;
@@ -12,27 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 #: Messages remembered as done, and as counted; the oldest are forgotten beyond it.
 REMEMBERED_MESSAGES = 10_000
-
-
-@dataclass
-class PushStats:
-    """Counts since the endpoint started; change them under ``lock``."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("received", "processed", "failed", "retried", "rescheduled", "dead_lettered",
-         "discarded", "checkpointed", "items", "not_stored", "errors", "refused",
-         "duplicates"), 0))
-    in_flight: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        with self.lock:
-            return {**self.counts, "in_flight": self.in_flight}
 
 
 class Deliveries:

@@ -44,14 +44,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pubsub_jobs._async_runner import AsyncRunner
+from pubsub_jobs.adapters.delivery_store import PubSubStore
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
-from pubsub_jobs.adapters.settling import OutcomeStore
+from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, PushRefused
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
-from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.push.auth import TokenVerifier
-from pubsub_jobs.push.deliveries import Deliveries, PushStats
+from pubsub_jobs.push.deliveries import Deliveries
 from pubsub_jobs.push.envelope import (
     MAX_BODY_BYTES,
     PushedMessage,
@@ -120,13 +120,13 @@ class PushHandler:
         self.registry = registry if registry is not None else default_registry
         self.adapter = adapter or PubSubAdapter(self.settings)
         self._owns_adapter = adapter is None
-        self.store = OutcomeStore(self.adapter, self.settings)
+        self.store = PubSubStore(self.adapter, self.settings)
         if middleware is None:  # the settings' (PUBSUB_JOBS_MIDDLEWARE / --middleware)
             middleware = load_middleware(self.settings)
         self.performer = Performer(
             self.registry, self.settings, MiddlewareChain(middleware), AsyncRunner()
         )
-        self.stats = PushStats()
+        self.stats = DeliveryStats()
         warn_long_jobs(self.queues, self.registry)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._deliveries = Deliveries()
@@ -203,13 +203,12 @@ class PushHandler:
         with stats.lock:
             stats.counts["received"] += 1
             stats.in_flight += 1
+        delivery = Delivery(pushed.data, pushed.attributes, pushed.message_id, attempt, queue,
+                            pushed.publish_time)
         try:
             with self._slots:
-                outcome = self.performer.perform(
-                    pushed.data, pushed.attributes, attempt, pushed.message_id, queue,
-                    publish_time=pushed.publish_time,
-                )
-                stored = self._settle(queue, pushed, outcome, attempt)
+                outcome = self.performer.perform(delivery)
+                done = settle(delivery, outcome, self.store)
         except Exception:
             # A bug of ours or of a middleware: Pub/Sub delivers it again, and after its last
             # attempt the subscription's own policy dead-letters it.
@@ -221,14 +220,13 @@ class PushHandler:
         finally:
             with stats.lock:
                 stats.in_flight -= 1
-        self._count(outcome, stored)
+        with stats.lock:
+            stats.count_outcome(outcome, done)
         if outcome.duration > PUSH_ACK_DEADLINE:
             log.warning("a job of queue %s ran %.0f s, past the push ack deadline (%d s): "
                         "Pub/Sub delivered its message again meanwhile; run jobs this long "
                         "on the pull worker", queue, outcome.duration, PUSH_ACK_DEADLINE)
-        if outcome.action is Action.NACK or not stored:
-            return False, PushResponse.of(503)
-        return True, PushResponse.of(204)
+        return done, PushResponse.of(204 if done else 503)
 
     def refused(self, exc: PushRefused, path: str) -> PushResponse:
         """The answer to a refused request, logged with its reason."""
@@ -244,42 +242,6 @@ class PushHandler:
         self.performer.close()
         if self._owns_adapter:
             self.adapter.close()
-
-    def _settle(self, queue: str, pushed: PushedMessage, outcome: Outcome,
-                attempt: int) -> bool:
-        """Store what the outcome needs stored; True when the message is done with."""
-        if outcome.action is Action.ACK:
-            return True
-        if outcome.action is Action.NACK:
-            return False
-        if outcome.action is Action.CONTINUE:  # an iterating job checkpointed
-            return self.store.continue_job(queue, outcome, pushed.message_id)
-        if outcome.action is Action.RESCHEDULE:
-            return self.store.reschedule(queue, pushed.data, pushed.attributes, outcome,
-                                         pushed.message_id)
-        return self.store.dead_letter(queue, pushed.data, pushed.attributes, outcome, attempt,
-                                      pushed.message_id)
-
-    def _count(self, outcome: Outcome, stored: bool) -> None:
-        action = outcome.action
-        with self.stats.lock:
-            counts = self.stats.counts
-            counts["processed"] += 1
-            counts["items"] += outcome.items
-            if action is Action.CONTINUE and stored:
-                counts["checkpointed"] += 1
-            if outcome.failed:
-                counts["failed"] += 1
-            if action is Action.NACK or (action is Action.RESCHEDULE and stored):
-                counts["retried"] += 1
-            if action is Action.RESCHEDULE and stored:
-                counts["rescheduled"] += 1
-            elif action is Action.DEAD_LETTER and stored:
-                counts["dead_lettered"] += 1
-            elif action is Action.ACK and outcome.error is not None:
-                counts["discarded"] += 1
-            if not stored and action not in (Action.ACK, Action.NACK):
-                counts["not_stored"] += 1
 
     def _warn_once(self, queue: str, key: str, message: str, *args: Any) -> None:
         if (queue, key) in self._warned:

@@ -3,13 +3,12 @@
 
 import typing
 
-from pubsub_jobs.worker.counters import COUNTERS, WorkerStats
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
 
 if typing.TYPE_CHECKING:
     from pubsub_jobs.worker.runner import Worker
 
-__all__ = ["COUNTERS", "QueueSpec", "Worker", "WorkerOptions", "WorkerStats"]
+__all__ = ["QueueSpec", "Worker", "WorkerOptions"]
 
 
 def __getattr__(name: str) -> object:

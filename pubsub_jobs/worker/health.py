@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pubsub_jobs.delivery import DeliveryStats
 from pubsub_jobs.settings import Settings
-from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.options import QueueSpec
 
 
 def worker_status(
-    stats: WorkerStats,
+    stats: DeliveryStats,
     *,
     queues: Sequence[QueueSpec],
     settings: Settings,

@@ -3,8 +3,9 @@
 Built on the official client's ``SubscriberClient.subscribe`` (:mod:`.streams`). Sync jobs
 run in the streams' threads; async jobs run on one event loop while their thread waits, so
 both settle alike. The core's :class:`~pubsub_jobs.perform.Performer` decides each message's
-:class:`~pubsub_jobs.outcome.Outcome`; the worker carries it out with ack or nack, after
-storing a dead-letter copy or a rescheduled job (:mod:`pubsub_jobs.adapters.settling`).
+:class:`~pubsub_jobs.outcome.Outcome` and :func:`~pubsub_jobs.delivery.settle` stores what it
+needs (a dead-letter copy, a rescheduled job, a continuation); the worker turns "done" into
+an ack and "not done" into a nack.
 
 Stopping (:meth:`Worker.stop`) goes in this order:
 
@@ -24,22 +25,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.subscriber.message import Message
 
 from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.adapters.clients import subscriber_client
+from pubsub_jobs.adapters.delivery_store import PubSubStore
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
-from pubsub_jobs.adapters.settling import OutcomeStore
-from pubsub_jobs.errors import ConfigurationError, StreamFailed, describe
+from pubsub_jobs.adapters.subscriptions import check_subscription
+from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
+from pubsub_jobs.errors import StreamFailed
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
-from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
 from pubsub_jobs.worker.leases import LeaseKeeper
@@ -76,12 +77,12 @@ class Worker:
         self.settings = settings or get_settings()
         self.registry = registry if registry is not None else default_registry
         self.adapter = adapter or PubSubAdapter(self.settings)
-        self.store = OutcomeStore(self.adapter, self.settings)
+        self.store = PubSubStore(self.adapter, self.settings)
         self.http: StatusServer | None = None
         self._status_writer: StatusFileWriter | None = None
         self._heartbeat: Heartbeat | None = None
         self._subscription_limits: dict[str, int] = {}
-        self.stats = WorkerStats()
+        self.stats = DeliveryStats()
         self.error: StreamFailed | None = None
         if middleware is None:  # the settings' (PUBSUB_JOBS_MIDDLEWARE / --middleware)
             middleware = load_middleware(self.settings)
@@ -169,44 +170,20 @@ class Worker:
         return clean
 
     def _check_subscriptions(self, subscriber: pubsub_v1.SubscriberClient) -> list[str]:
-        """The queues whose subscription is missing; refuse a subscription without a
-        dead-letter policy; warn where jobs and subscription disagree.
-
-        Without a dead-letter policy Pub/Sub sends no delivery attempt, so a failing job
-        could not be counted and would be retried forever, silently. A job allowed more
-        attempts than the subscription's ``max_delivery_attempts`` would be moved to the
-        dead-letter topic by Pub/Sub before its last attempts.
-        """
+        """The queues whose subscription is missing; refuse one without a dead-letter
+        policy and warn where jobs, settings and subscription disagree
+        (:func:`~pubsub_jobs.adapters.subscriptions.check_subscription`)."""
         missing = []
         for spec in self.queues:
-            path = self.settings.subscription_path(spec.name)
-            try:
-                sub = subscriber.get_subscription(subscription=path)
-            except gexc.NotFound:
+            check = check_subscription(
+                subscriber, spec.name, self.settings, self.registry,
+                fix=f"`pubsub-jobs bootstrap --queue {spec.name} --update` (or Terraform)")
+            if check.missing:
                 missing.append(spec.name)
-                continue
-            except Exception as exc:
-                log.warning("could not read %s (%s); not checking its policies", path,
-                            describe(exc))
-                continue
-            limit = sub.dead_letter_policy.max_delivery_attempts
-            if not sub.dead_letter_policy.dead_letter_topic:
-                raise ConfigurationError(
-                    f"{path} has no dead-letter policy, so Pub/Sub does not count delivery "
-                    "attempts and failing jobs would be retried forever: run `pubsub-jobs "
-                    f"bootstrap --queue {spec.name} --update` (or give it one in Terraform)"
-                )
-            self._subscription_limits[spec.name] = limit
-            configured = self.settings.queue_options(spec.name).max_delivery_attempts
-            if configured != limit:
-                log.warning("%s dead-letters after %d delivery attempts but the settings say "
-                            "%d; run `pubsub-jobs bootstrap --queue %s --update` or change "
-                            "the settings", path, limit, configured, spec.name)
-            for job in self.registry:
-                if job.queue == spec.name and job.max_attempts and job.max_attempts > limit:
-                    log.warning("job %s allows %d attempts but %s dead-letters after %d: "
-                                "raise the queue's max_delivery_attempts", job.name,
-                                job.max_attempts, path, limit)
+            if check.max_delivery_attempts is not None:
+                self._subscription_limits[spec.name] = check.max_delivery_attempts
+            for warning in check.warnings:
+                log.warning("%s", warning)
         return missing
 
     def _naming_hint(self, subscriber: pubsub_v1.SubscriberClient, missing: list[str]) -> str:
@@ -265,7 +242,7 @@ class Worker:
         running = stats.running
         stopping = self._stopping.is_set
         perform = self._performer.perform
-        settle = self._settle
+        store = self.store
         count_outcome = stats.count_outcome
         monotonic = time.monotonic
         ack, cont = Action.ACK, Action.CONTINUE
@@ -285,19 +262,24 @@ class Worker:
                 stats.last_activity = stats.last_received = now
                 running[key] = (queue, message, now)  # the lease keeper renews it from here
             outcome: Outcome | None = None
+            done = False
             try:
-                outcome = perform(message.data, message.attributes, message.delivery_attempt,
-                                  key, queue, publish_time=message.publish_time)
-                if outcome.action is ack:
+                delivery = Delivery(message.data, message.attributes, key,
+                                    message.delivery_attempt, queue, message.publish_time)
+                outcome = perform(delivery)
+                done = outcome.action is ack or settle(delivery, outcome, store)
+                if done:
                     message.ack()
                 else:
-                    settle(queue, message, outcome)
+                    message.nack()
             except Exception:
                 # A bug of ours or of a middleware: the message comes back, and after its
                 # last delivery the subscription's own policy dead-letters it. The stream
                 # goes on with the other messages.
                 log.exception("unexpected error handling message %s; nacking it", key)
                 message.nack()
+                with lock:
+                    counts["errors"] += 1
             except BaseException:
                 message.nack()
                 raise
@@ -308,37 +290,12 @@ class Worker:
                     running.pop(key, None)
                     stats.last_activity = now
                     if outcome is not None:
-                        if outcome.action is ack or outcome.action is cont:
+                        if done and (outcome.action is ack or outcome.action is cont):
                             stats.last_succeeded = now
                             stats.received_since_success = 0
-                        count_outcome(outcome)
+                        count_outcome(outcome, done)
 
         return on_message
-
-    def _settle(self, queue: str, message: Message, outcome: Outcome) -> None:
-        action = outcome.action
-        if action is Action.ACK:
-            message.ack()
-        elif action is Action.NACK:
-            message.nack()
-        elif action is Action.CONTINUE:
-            # An iterating job checkpointed: its continuation first, then the ack.
-            if self.store.continue_job(queue, outcome, message.message_id):
-                message.ack()
-            else:
-                message.nack()
-        elif action is Action.RESCHEDULE:
-            # Hold the job in Cloud Tasks for its wait; ack only once that is confirmed.
-            if self.store.reschedule(queue, message.data, message.attributes, outcome,
-                                     message.message_id):
-                message.ack()
-            else:
-                message.nack()
-        elif self.store.dead_letter(queue, message.data, message.attributes, outcome,
-                                    message.delivery_attempt, message.message_id):
-            message.ack()
-        else:
-            message.nack()
 
 
 def _missing_error(paths: list[str], queues: list[str], naming: str) -> StreamFailed:

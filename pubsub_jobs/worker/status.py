@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.worker.counters import COUNTERS, prometheus_text
+from pubsub_jobs.delivery import COUNTERS
+from pubsub_jobs.worker.metrics import prometheus_text
 
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
