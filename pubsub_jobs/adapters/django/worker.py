@@ -51,7 +51,7 @@ def setup_worker(modules: Sequence[str] = (), registry: Registry | None = None) 
 
     backend = worker_backend()
     if backend is not None:
-        configure(**backend.settings.model_dump())
+        configure(**backend.settings.model_dump(), origin="Django's TASKS backend OPTIONS")
     else:
         log.warning("no TASKS backend is pubsub_jobs.adapters.django.PubSubBackend; using "
                     "pubsub-jobs' settings from the environment")
