@@ -47,6 +47,7 @@ from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.settling import OutcomeStore
 from pubsub_jobs.errors import ConfigurationError, PushRefused
+from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
@@ -60,7 +61,6 @@ from pubsub_jobs.push.envelope import (
     parse_envelope,
     too_large,
 )
-from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.push")

@@ -33,11 +33,11 @@ from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.settling import OutcomeStore
 from pubsub_jobs.errors import ConfigurationError, StreamFailed, describe
+from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
-from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 from pubsub_jobs.worker.counters import WorkerStats
 from pubsub_jobs.worker.health import worker_status

@@ -26,8 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from pubsub_jobs.context import current_job
-from pubsub_jobs.job import Job
-from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.jobs import Job, Registry, default_registry
 
 log = logging.getLogger("pubsub_jobs.django")
 
