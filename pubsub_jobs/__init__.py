@@ -7,15 +7,13 @@
 """
 
 import importlib
-import sys
-import types
 import typing
 
 from pubsub_jobs import _default_adapter
 
 if typing.TYPE_CHECKING:
+    from pubsub_jobs.adapter import Adapter
     from pubsub_jobs.adapters import get_adapter, set_adapter, use_adapter
-    from pubsub_jobs.adapters.base import Adapter
     from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
     from pubsub_jobs.adapters.pubsub import PubSubAdapter
     from pubsub_jobs.context import JobContext, current_job
@@ -37,10 +35,9 @@ if typing.TYPE_CHECKING:
         TopologyDrift,
         UnknownJob,
     )
-    from pubsub_jobs.job import Job, enqueue_many, job
+    from pubsub_jobs.jobs import Job, Registry, default_registry, enqueue_many, job
     from pubsub_jobs.message import EnqueuedJob, JobMessage
     from pubsub_jobs.middleware import Middleware
-    from pubsub_jobs.registry import Registry, default_registry
     from pubsub_jobs.schedules import Schedule, schedule
     from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
 
@@ -49,9 +46,11 @@ __version__ = "0.1.0"
 # Every public name loads on first use (PEP 562): pytest imports this package for its plugin
 # in every project that has pubsub-jobs installed, and the worker and the command line
 # import only what their path needs. pydantic and the Google clients are the heavy part.
+# No submodule is named like a public name (the decorator ``job`` lives in ``jobs.py``):
+# importing a submodule sets the package's attribute of that name to the module.
 _HOMES = {
+    "pubsub_jobs.adapter": ("Adapter",),
     "pubsub_jobs.adapters": ("get_adapter", "set_adapter", "use_adapter"),
-    "pubsub_jobs.adapters.base": ("Adapter",),
     "pubsub_jobs.adapters.memory": ("ImmediateAdapter", "InMemoryAdapter"),
     "pubsub_jobs.adapters.pubsub": ("PubSubAdapter",),
     "pubsub_jobs.context": ("JobContext", "current_job"),
@@ -61,10 +60,9 @@ _HOMES = {
         "JobError", "JobFailed", "MessageTooLarge", "Retry", "ScheduleTooFar", "TopicNotFound",
         "TopologyDrift", "UnknownJob",
     ),
-    "pubsub_jobs.job": ("Job", "enqueue_many", "job"),
+    "pubsub_jobs.jobs": ("Job", "Registry", "default_registry", "enqueue_many", "job"),
     "pubsub_jobs.message": ("EnqueuedJob", "JobMessage"),
     "pubsub_jobs.middleware": ("Middleware",),
-    "pubsub_jobs.registry": ("Registry", "default_registry"),
     "pubsub_jobs.schedules": ("Schedule", "schedule"),
     "pubsub_jobs.settings": ("QueueOptions", "Settings", "configure", "get_settings"),
 }
@@ -82,21 +80,6 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOME_OF})
-
-
-class _Package(types.ModuleType):
-    """This package's module type. Importing the submodule ``pubsub_jobs.job`` makes Python
-    set the package's attribute ``job`` to that module; the attribute is the public ``@job``
-    decorator (as ``from pubsub_jobs import job`` promises), so that assignment is skipped.
-    The module stays importable by its full name."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "job" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def _first_default_adapter() -> "Adapter":

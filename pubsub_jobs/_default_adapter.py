@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pubsub_jobs.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pubsub_jobs.job import Adapter
+    from pubsub_jobs.adapter import Adapter
 
 _provider: Callable[[], Adapter] | None = None
 

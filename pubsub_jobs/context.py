@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pubsub_jobs.errors import JobError
+from pubsub_jobs._errors import JobError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

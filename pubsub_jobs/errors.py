@@ -24,6 +24,10 @@ Built-in bases are mixed in where they fit, so ``except ValueError`` still works
     └── Retry                                raised by a job: run me again after ``delay``
 
 The Google API errors a publish can meet are sorted once, in :func:`is_transient`.
+
+The root and the two errors of the wire format are defined in ``_errors.py``, which the
+message, context and outcome modules import: this module names their types, for
+:class:`BulkEnqueueError` and :class:`JobFailed`. Import every error from here.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
+from pubsub_jobs._errors import InvalidMessage as InvalidMessage
+from pubsub_jobs._errors import JobError as JobError
+from pubsub_jobs._errors import MessageTooLarge as MessageTooLarge
+from pubsub_jobs._errors import describe as describe
+
 if TYPE_CHECKING:
     from pubsub_jobs.message import EnqueuedJob, JobMessage
     from pubsub_jobs.outcome import Outcome
-
-
-class JobError(Exception):
-    """Root of every error raised by pubsub-jobs."""
 
 
 class ConfigurationError(JobError, ValueError):
@@ -60,14 +65,6 @@ class DeadJobNotFound(JobError, LookupError):
 
 class InvalidArguments(JobError, ValueError):
     """The arguments do not fit the job's signature or its type hints."""
-
-
-class InvalidMessage(JobError, ValueError):
-    """A Pub/Sub message is not a job in wire format version 1."""
-
-
-class MessageTooLarge(JobError, ValueError):
-    """A job would exceed a Pub/Sub or Cloud Tasks size limit."""
 
 
 class ScheduleTooFar(JobError, ValueError):
@@ -202,11 +199,3 @@ def is_transient(exc: BaseException) -> bool:
     fails at once: trying again only delays the error a person has to act on.
     """
     return isinstance(exc, _transient())
-
-
-def describe(exc: BaseException) -> str:
-    """``Type: message`` of an exception, as dead-letter copies and logs show it."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-

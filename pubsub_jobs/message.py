@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from pydantic_core import to_json
 
-from pubsub_jobs.errors import InvalidMessage, MessageTooLarge
+from pubsub_jobs._errors import InvalidMessage, MessageTooLarge
 
 WIRE_VERSION = "1"
 REQUIRED_ATTRIBUTES = ("job_name", "job_id", "queue_name", "enqueued_at", "wire_version")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from pubsub_jobs._errors import describe
 from pubsub_jobs.context import JobContext
-from pubsub_jobs.errors import describe
 from pubsub_jobs.message import JobMessage, format_time, truncate_utf8, utcnow
 
 log = logging.getLogger("pubsub_jobs.worker")

@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pubsub_jobs._cron import CronExpression
@@ -34,10 +33,9 @@ from pubsub_jobs.message import (
     parse_time,
     utcnow,
 )
-from pubsub_jobs.registry import Registry, default_registry
 
 if TYPE_CHECKING:
-    from pubsub_jobs.job import Job
+    from pubsub_jobs._codec import ArgumentCodec
 
 log = logging.getLogger("pubsub_jobs.worker")
 
@@ -101,8 +99,22 @@ class Schedule:
         return f"{self.name}@{format_time(slot)}"
 
 
+class SchedulableJob(Protocol):
+    """What a schedule reads of a job (a :class:`~pubsub_jobs.jobs.Job` is one): declared
+    here, as the jobs import this module to declare ``@job(cron=...)``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def codec(self) -> ArgumentCodec: ...
+
+
 class ScheduleRegistry:
-    """Schedules by name; the schedules of a job :class:`Registry` (:func:`schedules_for`)."""
+    """Schedules by name; the schedules of a job registry (:func:`schedules_for`)."""
 
     def __init__(self) -> None:
         self._schedules: dict[str, Schedule] = {}
@@ -139,22 +151,25 @@ class ScheduleRegistry:
         return len(self._schedules)
 
 
-_registries: weakref.WeakKeyDictionary[Registry, ScheduleRegistry] = weakref.WeakKeyDictionary()
-_registries_lock = threading.Lock()
+class JobRegistry(Protocol):
+    """A job :class:`~pubsub_jobs.jobs.Registry`, as far as schedules go: it holds the
+    schedules of its jobs."""
+
+    @property
+    def schedules(self) -> ScheduleRegistry: ...
 
 
-def schedules_for(registry: Registry | None = None) -> ScheduleRegistry:
+#: The default registry's schedules: ``pubsub_jobs.jobs.default_registry`` holds these.
+_default_schedules = ScheduleRegistry()
+
+
+def schedules_for(registry: JobRegistry | None = None) -> ScheduleRegistry:
     """The schedules declared for the jobs of ``registry`` (default: the default registry)."""
-    registry = default_registry if registry is None else registry
-    with _registries_lock:
-        found = _registries.get(registry)
-        if found is None:
-            found = _registries[registry] = ScheduleRegistry()
-        return found
+    return _default_schedules if registry is None else registry.schedules
 
 
 def schedule(
-    job: Job[..., Any],
+    job: SchedulableJob,
     cron: str,
     *,
     name: str | None = None,
@@ -162,7 +177,7 @@ def schedule(
     kwargs: Mapping[str, Any] | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     queue: str | None = None,
-    registry: Registry | None = None,
+    registry: JobRegistry | None = None,
 ) -> Schedule:
     """Run ``job`` with these arguments on every slot of ``cron`` (five fields) in ``timezone``.
 
@@ -179,7 +194,7 @@ def schedule(
 
 
 def build_schedule(
-    job: Job[..., Any],
+    job: SchedulableJob,
     cron: str,
     *,
     name: str | None = None,

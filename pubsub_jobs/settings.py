@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
+from types import FrameType
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -265,7 +266,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(_errors.explain_unparsable(Settings.model_fields, exc)) from None
 
 
-def configure(**overrides: Any) -> Settings:
+def configure(*, origin: str | None = None, **overrides: Any) -> Settings:
     """Set settings from code; what is not given comes from the environment.
 
     >>> configure(project_id="my-project", prefix="jobs-")  # doctest: +SKIP
@@ -277,12 +278,15 @@ def configure(**overrides: Any) -> Settings:
 
     Only the processes that run this call see its values: give the module that calls it to
     every command (``pubsub-jobs --app myapp.jobs ...``, or ``PUBSUB_JOBS_APP``). Where each
-    value came from is remembered, so an error about a missing topic can say it; a value
-    that differs from its environment variable is logged as a warning.
+    value came from is remembered, so an error about a missing topic can say it: ``origin``
+    when given (the package's own callers name themselves: "the command line"), else
+    ``configure() at FILE:LINE`` of the call; a value of such a call that differs from its
+    environment variable is logged as a warning.
     """
     global _settings
     new = load_settings(**overrides)
-    origin = _caller()
+    if origin is None:
+        origin = _call_site(sys._getframe(1))
     with _lock:
         old = _settings
         changed = [field for field in map(_field_of, overrides) if field is not None
@@ -352,34 +356,15 @@ def naming_hint(settings: Settings, queue: str, existing: Collection[str],
     return hint
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-#: The package's own callers of configure(), as messages name them.
-_INTERNAL_CALLERS = {
-    "adapters/django/": "Django's TASKS backend OPTIONS",
-    "testing/": "the pytest plugin's fixtures",
-    "cli/": "the command line",
-}
-
-
-def _caller() -> str:
-    """``configure() at app.py:4``: the first frame outside this package that led here."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if path.startswith(_PACKAGE_DIR + os.sep):
-            part = path[len(_PACKAGE_DIR) + 1:].replace(os.sep, "/")
-            for where, name in _INTERNAL_CALLERS.items():
-                if part.startswith(where):
-                    return name
-        else:
-            try:
-                shown = os.path.relpath(path)
-            except ValueError:  # another drive
-                shown = path
-            return f"configure() at {shown if not shown.startswith('..') else path}:" \
-                   f"{frame.f_lineno}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return "configure()"
+def _call_site(frame: FrameType) -> str:
+    """``configure() at app.py:4``: the file (relative to the working directory, when under
+    it) and line of the call."""
+    path = os.path.abspath(frame.f_code.co_filename)
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive
+        shown = path
+    return f"configure() at {shown if not shown.startswith('..') else path}:{frame.f_lineno}"
 
 
 def _warn_if_env_differs(field: str, value: Any, origin: str) -> None:

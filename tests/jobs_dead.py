@@ -14,9 +14,8 @@ from google.pubsub_v1 import PubsubMessage
 
 from pubsub_jobs import Settings, job
 from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
-from pubsub_jobs.job import Job
+from pubsub_jobs.jobs import Job, default_registry
 from pubsub_jobs.message import JobMessage, format_time, utcnow
-from pubsub_jobs.registry import default_registry
 
 RAN: list[tuple[str, object]] = []
 #: Keys whose jobs fail; a test clears it to "deploy the fix" before retrying.

@@ -152,6 +152,25 @@ def test_each_value_says_where_it_came_from(monkeypatch):
     assert setting_source("prefix") == "the default"
 
 
+def test_a_caller_of_the_package_names_itself(monkeypatch, caplog):
+    """The command line, the pytest plugin and Django's backend pass ``origin=``: messages
+    name them, not a file of the package, and their values over the environment are no
+    warning (the application's own configure() call is the one to warn about)."""
+    monkeypatch.setenv("PUBSUB_JOBS_PREFIX", "from-env-")
+    reset()
+    try:
+        configure(prefix="cli-", origin="the command line")
+        assert setting_source("prefix") == "the command line"
+        assert not [r for r in caplog.records if r.name == "pubsub_jobs.settings"]
+        configure(prefix="mine-")
+        line = sys._getframe().f_lineno - 1
+        assert setting_source("prefix") == f"configure() at tests/test_app_settings.py:{line}"
+        [warning] = [r for r in caplog.records if r.name == "pubsub_jobs.settings"]
+        assert "sets prefix='mine-' over PUBSUB_JOBS_PREFIX='from-env-'" in warning.message
+    finally:
+        reset()
+
+
 def test_the_emulator_stand_in_project_is_named(monkeypatch):
     monkeypatch.delenv("PUBSUB_JOBS_PROJECT_ID", raising=False)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)

@@ -24,8 +24,8 @@ import pytest
 from pubsub_jobs import InvalidArguments, Settings
 from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
+from pubsub_jobs.jobs import default_registry
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.registry import default_registry
 from pubsub_jobs.worker import Worker
 from tests.waiting import wait_for
 

@@ -35,7 +35,7 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pubsub_jobs.registry import default_registry
+from pubsub_jobs.jobs import default_registry
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Concurrent enqueue requests in the FastAPI test.

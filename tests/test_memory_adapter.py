@@ -4,11 +4,21 @@ delayed jobs on the adapter's own clock. No emulator, no sleeping."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pubsub_jobs import DeadJobNotFound, InMemoryAdapter
+from pubsub_jobs import (
+    Adapter,
+    DeadJobNotFound,
+    EnqueuedJob,
+    ImmediateAdapter,
+    InMemoryAdapter,
+    JobMessage,
+    PubSubAdapter,
+    use_adapter,
+)
+from pubsub_jobs.adapter import result_for
 from pubsub_jobs.admin.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.outcome import Action
@@ -184,3 +194,62 @@ def test_clear_forgets_jobs_but_keeps_the_clock(memory_adapter):
     assert (memory_adapter.jobs(), memory_adapter.delayed_jobs(),
             memory_adapter.dead_jobs()) == ([], [], [])
     assert memory_adapter.now >= later
+
+
+# --------------------------------------------------------------------- capabilities
+
+
+class _NowOnly(Adapter):
+    """An adapter that publishes now and cannot hold a job (``supports_delay`` is False)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[JobMessage] = []
+
+    def publish(self, message: JobMessage) -> EnqueuedJob:
+        self.published.append(message)
+        return result_for(message, str(len(self.published)))
+
+
+def test_the_adapters_that_hold_jobs_say_so():
+    assert InMemoryAdapter.supports_delay and ImmediateAdapter.supports_delay
+    assert PubSubAdapter.supports_delay and not Adapter.supports_delay
+
+
+def test_using_a_delay_with_an_adapter_that_cannot_hold_it_refuses_at_once():
+    adapter = _NowOnly()
+    for options in ({"delay": 10}, {"delay": timedelta(minutes=1)},
+                    {"run_at": datetime.now(UTC) + timedelta(hours=1)}):
+        with pytest.raises(ConfigurationError, match=(
+                "_NowOnly cannot hold delayed jobs .*enqueue without delay= or run_at=")):
+            jobs_core.add.using(adapter=adapter, **options)
+    assert adapter.published == []
+
+
+def test_a_delay_that_is_already_due_publishes_at_once_without_delay_support():
+    adapter = _NowOnly()
+    jobs_core.add.using(adapter=adapter, delay=0).enqueue(1, 2)
+    jobs_core.add.using(adapter=adapter, run_at=datetime.now(UTC) - timedelta(1)).enqueue(3, 4)
+    assert [m.args for m in adapter.published] == [[1, 2], [3, 4]]
+
+
+def test_the_default_adapter_refuses_a_delay_when_first_used():
+    """``using()`` names no adapter: the default one is known only when a job is enqueued
+    (tests install theirs after the job modules were imported), so it refuses then, before
+    anything is published."""
+    delayed = jobs_core.add.using(delay=10)  # no adapter resolved yet: nothing to refuse
+    adapter = _NowOnly()
+    with use_adapter(adapter):
+        with pytest.raises(ConfigurationError, match="_NowOnly cannot hold delayed jobs"):
+            delayed.enqueue(1, 2)
+        with pytest.raises(ConfigurationError, match="_NowOnly cannot hold delayed jobs"):
+            delayed.enqueue_many([(1, 2), (3, 4)])
+        jobs_core.add.enqueue(5, 6)
+    assert [m.args for m in adapter.published] == [[5, 6]]
+
+
+def test_enqueue_many_publishes_one_by_one_unless_the_adapter_batches():
+    adapter = _NowOnly()
+    results = jobs_core.add.using(adapter=adapter).enqueue_many([(1, 2), {"a": 3, "b": 4}])
+    assert [r.message_id for r in results] == ["1", "2"]
+    assert [m.args for m in adapter.published] == [[1, 2], [3, 4]]

@@ -240,8 +240,8 @@ def test_a_checkpoint_publishes_the_continuation_before_the_204(push_server, pus
 
 def test_iterating_jobs_that_checkpoint_past_the_deadline_are_warned_about():
     from pubsub_jobs import job
+    from pubsub_jobs.jobs import Registry
     from pubsub_jobs.push.handler import warn_long_jobs
-    from pubsub_jobs.registry import Registry
 
     registry = Registry()
 

@@ -25,12 +25,12 @@ def test_the_package_and_the_plugin_import_no_pydantic_and_no_google_library():
         import pubsub_jobs.testing.plugin
         heavy = sorted(m for m in sys.modules if m.startswith(("pydantic", "google")))
         assert heavy == [], heavy
-        import pubsub_jobs.job
+        import pubsub_jobs.jobs
         assert callable(pubsub_jobs.job), pubsub_jobs.job
         for name in pubsub_jobs.__all__:
             exec(f"from pubsub_jobs import {name}")
         from pubsub_jobs import job
-        from pubsub_jobs.job import Job
+        from pubsub_jobs.jobs import Job
         assert isinstance(job(lambda: None), Job)
         assert set(pubsub_jobs.__all__) <= set(dir(pubsub_jobs))
     """)
@@ -41,7 +41,7 @@ def test_a_job_module_imported_alone_enqueues_through_the_default_adapter():
     ``pubsub_jobs.adapters`` imported beforehand: importing the package no longer does it."""
     run_python("""
         import sys
-        from pubsub_jobs.job import job
+        from pubsub_jobs.jobs import job
         from pubsub_jobs.message import EnqueuedJob
         assert "pubsub_jobs.adapters" not in sys.modules
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pubsub_jobs._default_adapter import set_default_adapter_provider
-from pubsub_jobs.adapters.base import Adapter
+from pubsub_jobs.adapter import Adapter
 from pubsub_jobs.message import EnqueuedJob
 from pubsub_jobs.settings import on_configure
 

@@ -35,8 +35,8 @@ from typing import Any
 import grpc
 from google.api_core import exceptions as gexc
 
+from pubsub_jobs.adapter import result_for
 from pubsub_jobs.adapters import _retry
-from pubsub_jobs.adapters.base import result_for
 from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, ScheduleTooFar
 from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
 from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM

@@ -14,15 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pubsub_jobs.adapters.base import Adapter, result_for
+from pubsub_jobs.adapter import Adapter, result_for
 from pubsub_jobs.dead_job import DeadJob
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
+from pubsub_jobs.jobs import Registry
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
-from pubsub_jobs.registry import Registry
 from pubsub_jobs.settings import Settings
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -76,7 +76,6 @@ class InMemoryAdapter(Adapter):
     """
 
     supports_delay = True
-    supports_bulk = True
 
     def __init__(
         self,

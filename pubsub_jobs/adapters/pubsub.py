@@ -13,8 +13,8 @@ from google.cloud.pubsub_v1.publisher.exceptions import PublishError
 from google.pubsub_v1 import PublisherClient as GapicPublisherClient
 from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
+from pubsub_jobs.adapter import Adapter, result_for
 from pubsub_jobs.adapters import _retry
-from pubsub_jobs.adapters.base import Adapter, result_for
 from pubsub_jobs.adapters.clients import publisher_client
 from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
@@ -46,7 +46,6 @@ class PubSubAdapter(Adapter):
     message that says what to do.
     """
 
-    supports_bulk = True
     supports_delay = True
     _middleware: MiddlewareChain | None = None
 

@@ -17,7 +17,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from pubsub_jobs.errors import ConfigurationError, describe
-from pubsub_jobs.registry import Registry
+from pubsub_jobs.jobs import Registry
 from pubsub_jobs.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pubsub_jobs.errors import JobError
-from pubsub_jobs.registry import default_registry
+from pubsub_jobs.jobs import default_registry
 
 
 def import_modules(modules: Sequence[str]) -> None:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from pubsub_jobs.context import current_job
-from pubsub_jobs.job import job
+from pubsub_jobs.jobs import job
 
 if TYPE_CHECKING:
     from pubsub_jobs.admin.dead import DeadJob
@@ -80,6 +80,7 @@ def main(keep_emulator: bool = False) -> int:
             queue_defaults=QueueOptions(
                 min_retry_backoff=timedelta(seconds=1), max_retry_backoff=timedelta(seconds=2)
             ),
+            origin="the command line",
         )
         print(f"Bootstrapping queues {', '.join(DEMO_QUEUES)} ...")
         report = bootstrap(DEMO_QUEUES, settings)

@@ -23,7 +23,8 @@ log = logging.getLogger("pubsub_jobs.cli")
 def _cmd_push_server(args: argparse.Namespace) -> int:
     load_jobs(args.modules)
     if args.middleware is not None:  # as PUBSUB_JOBS_MIDDLEWARE would, for enqueues too
-        configure(**{**get_settings().model_dump(), "middleware": list(args.middleware)})
+        configure(**{**get_settings().model_dump(), "middleware": list(args.middleware)},
+                  origin="the command line")
     from pubsub_jobs.push.checks import check_subscriptions
     from pubsub_jobs.push.server import PushServer
 

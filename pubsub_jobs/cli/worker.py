@@ -37,7 +37,8 @@ def run_worker(options: WorkerOptions) -> int:
         return _run_supervisor(options)
     load_jobs(options.modules)
     if options.middleware is not None:  # as PUBSUB_JOBS_MIDDLEWARE would, for enqueues too
-        configure(**{**get_settings().model_dump(), "middleware": list(options.middleware)})
+        configure(**{**get_settings().model_dump(), "middleware": list(options.middleware)},
+                  origin="the command line")
     from pubsub_jobs.worker.runner import Worker  # the Pub/Sub client library: here only
     from pubsub_jobs.worker.supervisor import watch_supervisor
 

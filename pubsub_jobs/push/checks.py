@@ -18,8 +18,8 @@ from google.cloud import pubsub_v1
 
 from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.adapters.subscriptions import check_subscription
+from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.push.handler import PUSH_ACK_DEADLINE, PUSH_PREFIX
-from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.push")

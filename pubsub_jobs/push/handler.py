@@ -48,6 +48,7 @@ from pubsub_jobs.adapters.delivery_store import PubSubStore
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, PushRefused
+from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.push.auth import TokenVerifier
@@ -60,7 +61,6 @@ from pubsub_jobs.push.envelope import (
     parse_envelope,
     too_large,
 )
-from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.push")

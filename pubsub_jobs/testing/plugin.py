@@ -62,6 +62,7 @@ def pubsub_jobs_settings(pubsub_emulator: str) -> Iterator[Settings]:
         prefix=f"t{uuid.uuid4().hex[:10]}-",
         pubsub_emulator_host=pubsub_emulator,
         queue_defaults=fast_queues(),
+        origin="the pytest plugin's fixtures",
     )
     try:
         yield settings
@@ -140,7 +141,8 @@ def delayed_jobs_settings(
             **pubsub_jobs_settings.model_dump(),
             "cloud_tasks_location": "us-central1",
             "cloud_tasks_emulator_host": cloud_tasks_emulator,
-        }
+        },
+        origin="the pytest plugin's fixtures",
     )
     ensure_cloud_tasks_queue(settings)
     yield settings  # pubsub_jobs_settings resets the settings afterwards

@@ -35,11 +35,11 @@ from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.adapters.subscriptions import check_subscription
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import StreamFailed
+from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
-from pubsub_jobs.registry import Registry, default_registry
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat

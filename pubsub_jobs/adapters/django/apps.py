@@ -16,7 +16,7 @@ class PubSubJobsConfig(AppConfig):  # type: ignore[misc]
         ``admin`` modules) and register its Pub/Sub tasks in the default registry, so any
         worker of this process, such as the pytest plugin's ``drain_queues``, runs them."""
         from pubsub_jobs.adapters.django.worker import discover_tasks, register_task
-        from pubsub_jobs.registry import default_registry
+        from pubsub_jobs.jobs import default_registry
 
         for task in discover_tasks():
             register_task(task, default_registry)

@@ -26,8 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from pubsub_jobs.context import current_job
-from pubsub_jobs.job import Job
-from pubsub_jobs.registry import Registry, default_registry
+from pubsub_jobs.jobs import Job, Registry, default_registry
 
 log = logging.getLogger("pubsub_jobs.django")
 
@@ -51,7 +50,7 @@ def setup_worker(modules: Sequence[str] = (), registry: Registry | None = None) 
 
     backend = worker_backend()
     if backend is not None:
-        configure(**backend.settings.model_dump())
+        configure(**backend.settings.model_dump(), origin="Django's TASKS backend OPTIONS")
     else:
         log.warning("no TASKS backend is pubsub_jobs.adapters.django.PubSubBackend; using "
                     "pubsub-jobs' settings from the environment")

@@ -1,4 +1,10 @@
-"""``@job``: turn a function into a job that can be enqueued and performed by a worker."""
+"""``@job``: turn a function into a :class:`Job` that can be enqueued and performed by a
+worker, and the :class:`Registry` that knows jobs by name.
+
+A worker runs only jobs registered here, looked up by name: a message names a job, never a
+module to import. Modules register their jobs when they are imported (``@job`` does it),
+and the worker imports only the modules it was told to.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,19 @@ import contextvars
 import copy
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs._default_adapter import default_adapter
-from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
+from pubsub_jobs.adapter import Adapter
+from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
 from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
-from pubsub_jobs.registry import Registry, default_registry
-from pubsub_jobs.schedules import build_schedule, schedules_for
+from pubsub_jobs.schedules import ScheduleRegistry, build_schedule, schedules_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,15 +37,6 @@ RetryWait = timedelta | float | Callable[[int], "timedelta | float"]
 DEFAULT_QUEUE = "default"
 
 
-class Adapter(Protocol):
-    """What :meth:`Job.enqueue` needs of an adapter; every
-    :class:`pubsub_jobs.adapters.Adapter` is one."""
-
-    def enqueue(self, message: JobMessage) -> EnqueuedJob: ...
-
-    def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]: ...
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnqueueOptions:
     """What :meth:`Job.using` changes for the next enqueue."""
@@ -49,6 +46,14 @@ class EnqueueOptions:
     run_at: datetime | None = None
     job_id: str | None = None
     adapter: Adapter | None = None
+
+    @property
+    def delayed(self) -> bool:
+        """Whether a job enqueued now would be held until later (a delay of zero or less, or
+        a time in the past, publishes at once)."""
+        if self.delay is not None:
+            return self.delay > timedelta(0)
+        return self.run_at is not None and self.run_at > utcnow()
 
 
 class Job(Generic[P, R]):
@@ -141,6 +146,9 @@ class Job(Generic[P, R]):
         ``delay`` (a timedelta or seconds) or ``run_at`` (an aware datetime) hold the job in
         Cloud Tasks until it is due; ``job_id`` makes a retried enqueue idempotent for
         delayed jobs; ``adapter`` sends it somewhere else than the default adapter.
+        An adapter that cannot do what the options ask refuses with a
+        :class:`~pubsub_jobs.errors.ConfigurationError`: here when it is named, else when
+        the default adapter is first used by an enqueue.
         """
         if delay is not None and run_at is not None:
             raise ConfigurationError("give delay or run_at, not both")
@@ -156,7 +164,9 @@ class Job(Generic[P, R]):
         if adapter is not None:
             changes["adapter"] = adapter
         clone = copy.copy(self)
-        clone._options = replace(self._options, **changes)
+        clone._options = options = replace(self._options, **changes)
+        if options.adapter is not None:
+            options.adapter.validate(delayed=options.delayed)
         return clone
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> JobMessage:
@@ -221,9 +231,12 @@ class Job(Generic[P, R]):
         return await _in_enqueue_thread(self._adapter().enqueue_many, messages)
 
     def _adapter(self) -> Adapter:
-        if self._options.adapter is not None:
-            return self._options.adapter
-        return default_adapter()
+        options = self._options
+        if options.adapter is not None:
+            return options.adapter  # validated by using()
+        adapter = default_adapter()
+        adapter.validate(delayed=options.delayed)
+        return adapter
 
 
 @overload
@@ -300,6 +313,63 @@ def enqueue_many(
     if adapter is None:
         adapter = default_adapter()
     return adapter.enqueue_many(list(messages))
+
+
+class Registry:
+    """Jobs by name. One default registry serves ``@job``; tests may build their own."""
+
+    def __init__(self, schedules: ScheduleRegistry | None = None) -> None:
+        self._jobs: dict[str, Job[Any, Any]] = {}
+        self._lock = threading.Lock()
+        #: The schedules declared for these jobs (what :func:`schedules_for` gives).
+        self.schedules = schedules if schedules is not None else ScheduleRegistry()
+        #: The job registered under a name, or None: the worker's lookup, the dict's own
+        #: ``get`` (no Python call on the hot path; :meth:`get` raises instead).
+        self.find: Callable[[str], Job[Any, Any] | None] = self._jobs.get
+
+    def register(self, job: Job[Any, Any]) -> None:
+        """Add a job; a second, different function under a taken name is refused."""
+        with self._lock:
+            existing = self._jobs.get(job.name)
+            if existing is not None and not _same_definition(existing, job):
+                raise JobDefinitionError(
+                    f"job name {job.name!r} is already registered for "
+                    f"{existing.fn.__module__}.{existing.fn.__qualname__}; "
+                    "give one of them @job(name=...)"
+                )
+            self._jobs[job.name] = job
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._jobs.pop(name, None)
+
+    def get(self, name: str) -> Job[Any, Any]:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            raise UnknownJob(f"no job is registered under the name {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def __iter__(self) -> Iterator[Job[Any, Any]]:
+        return iter(list(self._jobs.values()))
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def queues(self) -> set[str]:
+        """The queues the registered jobs go to by default."""
+        return {job.queue for job in self}
+
+
+def _same_definition(a: Job[Any, Any], b: Job[Any, Any]) -> bool:
+    """A module imported twice (or reloaded) defines "the same" job again; that is allowed."""
+    return (a.fn.__module__, a.fn.__qualname__) == (b.fn.__module__, b.fn.__qualname__)
+
+
+#: The registry of ``@job``, with the schedules of ``schedules_for()`` (the default ones).
+default_registry = Registry(schedules_for())
 
 
 #: Threads in which ``aenqueue`` calls wait for Pub/Sub's confirmation. They only wait, so

@@ -1,4 +1,10 @@
-"""The adapter interface: how an application hands jobs over to be run."""
+"""The adapter interface: how an application hands jobs over to be run.
+
+The core owns it, as ``Job.enqueue`` and ``Job.using`` call it; the adapters themselves
+(Pub/Sub, in-memory, immediate) build on it in :mod:`pubsub_jobs.adapters`, which exports
+it too. Capability flags say what an adapter can do, and :meth:`Adapter.validate` refuses the
+rest with a sentence, as Django's ``validate_task`` does.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +12,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
+from pubsub_jobs._hooks import Middleware, MiddlewareChain
 from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
-from pubsub_jobs.middleware import Middleware, MiddlewareChain
 
 
 class Adapter(ABC):
-    """Publishes jobs. Subclasses implement :meth:`publish`, and :meth:`schedule` if they can.
+    """Publishes jobs. Subclasses implement :meth:`publish`, and :meth:`schedule` if they can
+    (then they say so with ``supports_delay = True``).
 
     :meth:`enqueue` runs the enqueue middleware and sends a job that is due later to
-    :meth:`schedule`, everything else to :meth:`publish`.
+    :meth:`schedule`, everything else to :meth:`publish`. :meth:`publish_many` publishes
+    one by one unless an adapter batches (the Pub/Sub adapter does).
     """
 
     supports_delay: ClassVar[bool] = False
-    """Can hold a job until it is due (``using(delay=...)``/``using(run_at=...)``)."""
-
-    supports_bulk: ClassVar[bool] = False
-    """Publishes many jobs in batches rather than one by one."""
+    """Can hold a job until it is due (``using(delay=...)``/``using(run_at=...)``):
+    :meth:`schedule` is implemented. :meth:`validate` refuses a delay without it."""
 
     def __init__(self, middleware: Sequence[Middleware] = ()) -> None:
         self.middleware = MiddlewareChain(middleware)
@@ -31,11 +37,21 @@ class Adapter(ABC):
     def publish(self, message: JobMessage) -> EnqueuedJob:
         """Make the job available to workers now; return once that is confirmed."""
 
+    def validate(self, *, delayed: bool = False) -> None:
+        """Refuse, before anything is encoded or published, an enqueue this adapter cannot
+        do: a job held until later (``delayed``) without ``supports_delay``."""
+        if delayed and not self.supports_delay:
+            raise ConfigurationError(self._cannot_delay())
+
     def schedule(self, message: JobMessage) -> EnqueuedJob:
         """Hold the job until ``message.scheduled_at``, then publish it."""
-        raise ConfigurationError(
-            f"{type(self).__name__} cannot hold delayed jobs; use the Pub/Sub adapter with "
-            "Cloud Tasks configured (PUBSUB_JOBS_CLOUD_TASKS_LOCATION)"
+        raise ConfigurationError(self._cannot_delay())
+
+    def _cannot_delay(self) -> str:
+        return (
+            f"{type(self).__name__} cannot hold delayed jobs (supports_delay is False); "
+            "enqueue without delay= or run_at=, or use the Pub/Sub adapter with Cloud Tasks "
+            "configured (PUBSUB_JOBS_CLOUD_TASKS_LOCATION)"
         )
 
     def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
