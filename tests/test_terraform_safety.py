@@ -173,8 +173,9 @@ def test_gke_metrics_adapter_gets_its_workload_identity_principal() -> None:
 def test_worker_may_read_its_subscriptions() -> None:
     """The worker reads each subscription's policies at start-up (and /status shows them):
     it gets roles/pubsub.viewer on each worker subscription, nothing wider."""
-    code = (ROOT / "pubsub_jobs" / "worker" / "runner.py").read_text()
-    assert "get_subscription(" in code
+    worker = (ROOT / "pubsub_jobs" / "worker" / "runner.py").read_text()
+    check = (ROOT / "pubsub_jobs" / "adapters" / "subscriptions.py").read_text()
+    assert "check_subscription(" in worker and "get_subscription(" in check
     grant = resources(MODULE / "iam.tf")["google_pubsub_subscription_iam_member"][
         "worker_reads_subscriptions"]
     assert grant["for_each"] == "${local.queues}"
