@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from pubsub_jobs import DeadJobNotFound, InMemoryAdapter
-from pubsub_jobs.admin.dead import DeadJob
+from pubsub_jobs.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.outcome import Action
 from tests import jobs_core, jobs_delayed
