@@ -15,10 +15,10 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs._default_adapter import default_adapter
+from pubsub_jobs.cron.schedules import build_schedule, schedules_for
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
 from pubsub_jobs.registry import Registry, default_registry
-from pubsub_jobs.schedules import build_schedule, schedules_for
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.context import JobContext, _current
+from pubsub_jobs.cron.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
 from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
 from pubsub_jobs.outcome import (
@@ -32,12 +33,11 @@ from pubsub_jobs.outcome import (
     previous_attempts,
 )
 from pubsub_jobs.registry import Registry, default_registry
-from pubsub_jobs.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from pubsub_jobs.cron.schedules import ScheduledDelivery
     from pubsub_jobs.job import Job
-    from pubsub_jobs.schedules import ScheduledDelivery
 
 log = logging.getLogger("pubsub_jobs.worker")
 

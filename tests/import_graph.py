@@ -25,12 +25,13 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("core", [
         "pubsub_jobs.job", "pubsub_jobs.message", "pubsub_jobs.outcome", "pubsub_jobs.perform",
         "pubsub_jobs.registry", "pubsub_jobs.settings", "pubsub_jobs.errors",
-        "pubsub_jobs.context", "pubsub_jobs._codec",
-        "pubsub_jobs.schedules", "pubsub_jobs._cron", "pubsub_jobs._settings_errors",
+        "pubsub_jobs.context", "pubsub_jobs._codec", "pubsub_jobs._settings_errors",
         "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
-        # The dead set's folder holds a core module beside its operations: the value the
-        # in-memory adapter builds (DeadJob).
+        # The dead set's and cron's folders hold core modules beside their operations: the
+        # value the in-memory adapter builds (DeadJob); the cron expression and the schedules
+        # that job.py and perform.py read, and their Terraform rows admin writes.
         "pubsub_jobs.dead.job",
+        "pubsub_jobs.cron.expression", "pubsub_jobs.cron.schedules", "pubsub_jobs.cron.terraform",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
     ("adapters", ["pubsub_jobs.adapters"]),
