@@ -17,6 +17,7 @@ if typing.TYPE_CHECKING:
     from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
     from pubsub_jobs.adapters.pubsub import PubSubAdapter
     from pubsub_jobs.context import JobContext, current_job
+    from pubsub_jobs.cron.schedules import Schedule, schedule
     from pubsub_jobs.errors import (
         BulkEnqueueError,
         ConfigurationError,
@@ -38,7 +39,6 @@ if typing.TYPE_CHECKING:
     from pubsub_jobs.jobs import Job, Registry, default_registry, enqueue_many, job
     from pubsub_jobs.message import EnqueuedJob, JobMessage
     from pubsub_jobs.middleware import Middleware
-    from pubsub_jobs.schedules import Schedule, schedule
     from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
 
 __version__ = "0.1.0"
@@ -63,7 +63,7 @@ _HOMES = {
     "pubsub_jobs.jobs": ("Job", "Registry", "default_registry", "enqueue_many", "job"),
     "pubsub_jobs.message": ("EnqueuedJob", "JobMessage"),
     "pubsub_jobs.middleware": ("Middleware",),
-    "pubsub_jobs.schedules": ("Schedule", "schedule"),
+    "pubsub_jobs.cron.schedules": ("Schedule", "schedule"),
     "pubsub_jobs.settings": ("QueueOptions", "Settings", "configure", "get_settings"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -22,10 +22,10 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs._default_adapter import default_adapter
 from pubsub_jobs.adapter import Adapter
+from pubsub_jobs.cron.schedules import ScheduleRegistry, build_schedule, schedules_for
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
 from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
-from pubsub_jobs.schedules import ScheduleRegistry, build_schedule, schedules_for
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -8,7 +8,7 @@ describes the same; :func:`schema` loads it.
 A periodic job's message, which Cloud Scheduler publishes unchanged on every slot, carries
 ``schedule`` (its name) and may lack ``job_id`` and ``enqueued_at``: the worker derives them
 from the schedule and the message's publish time before decoding it
-(:func:`pubsub_jobs.schedules.scheduled_delivery`).
+(:func:`pubsub_jobs.cron.schedules.scheduled_delivery`).
 """
 
 from __future__ import annotations

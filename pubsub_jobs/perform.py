@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pubsub_jobs._async_runner import AsyncRunner
 from pubsub_jobs.context import JobContext, _current
+from pubsub_jobs.cron.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.delivery import Delivery
 from pubsub_jobs.errors import InvalidArguments, InvalidMessage, Retry, UnknownJob, describe
 from pubsub_jobs.iteration import iteration, run_stretch
 from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.message import DecodedMessage, JobMessage, decode_fields
 from pubsub_jobs.outcome import Action, Outcome, Reason, job_fields, previous_attempts
-from pubsub_jobs.schedules import SCHEDULE_ATTRIBUTE, scheduled_delivery, schedules_for
 from pubsub_jobs.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from pubsub_jobs.cron.schedules import ScheduledDelivery
     from pubsub_jobs.jobs import Job
-    from pubsub_jobs.schedules import ScheduledDelivery
 
 log = logging.getLogger("pubsub_jobs.worker")
 

@@ -26,12 +26,19 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.jobs", "pubsub_jobs.message", "pubsub_jobs.outcome", "pubsub_jobs.perform",
         "pubsub_jobs.adapter", "pubsub_jobs._hooks", "pubsub_jobs.settings", "pubsub_jobs.errors",
         "pubsub_jobs._errors", "pubsub_jobs.context", "pubsub_jobs._codec", "pubsub_jobs.delivery",
-        "pubsub_jobs.iteration",
-        "pubsub_jobs.schedules", "pubsub_jobs._cron", "pubsub_jobs._settings_errors",
-        "pubsub_jobs.dead_job", "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
+        "pubsub_jobs.iteration", "pubsub_jobs._settings_errors",
+        "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
+        # The dead set's and cron's folders hold core modules beside their operations: the
+        # value the in-memory adapter builds (DeadJob); the cron expression and the schedules
+        # that jobs.py and perform.py read, and their Terraform rows admin writes.
+        "pubsub_jobs.dead.job",
+        "pubsub_jobs.cron.expression", "pubsub_jobs.cron.schedules", "pubsub_jobs.cron.terraform",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
     ("adapters", ["pubsub_jobs.adapters"]),
+    # Reading and changing a queue's dead set sits below the operations, since admin's queue
+    # status counts it (``--count-dead``) and siblings of the next layer stay apart.
+    ("dead set", ["pubsub_jobs.dead"]),
     ("delivery and operations", [
         "pubsub_jobs.worker", "pubsub_jobs.push", "pubsub_jobs.cron", "pubsub_jobs.admin",
         "pubsub_jobs.emulator",

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs import Settings, cli
+from pubsub_jobs import Settings, cli, dead
 from pubsub_jobs.adapters.clients import publisher_client
-from pubsub_jobs.admin import dead
 from tests import jobs_dead
 from tests.jobs_dead import Observer
 

@@ -27,13 +27,14 @@ from pubsub_jobs import (
     job,
     schedule,
 )
-from pubsub_jobs.admin.terraform_vars import schedule_variables, terraform_vars, writing_schedules
+from pubsub_jobs.admin.terraform_vars import terraform_vars, writing_schedules
+from pubsub_jobs.cron.schedules import schedules_for
+from pubsub_jobs.cron.terraform import schedule_variables
 from pubsub_jobs.delivery import Delivery
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.message import schema
 from pubsub_jobs.outcome import Action, Reason
 from pubsub_jobs.perform import Performer
-from pubsub_jobs.schedules import schedules_for
 from tests import jobs_cron
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pubsub_jobs._cron import CronExpression
+from pubsub_jobs.cron.expression import CronExpression
 
 BERLIN = ZoneInfo("Europe/Berlin")  # 2026: CET->CEST 29 March 01:00Z, back 25 October 01:00Z
 NEW_YORK = ZoneInfo("America/New_York")

@@ -19,9 +19,9 @@ import pytest
 
 from pubsub_jobs.adapters.clients import subscriber_client
 from pubsub_jobs.cron import CronState, LocalScheduler
+from pubsub_jobs.cron.schedules import schedules_for
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.message import format_time, utcnow
-from pubsub_jobs.schedules import schedules_for
 from tests import jobs_cron
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from google.protobuf import timestamp_pb2
 
 from pubsub_jobs import Settings, cli
 from pubsub_jobs.cron import plan_sync, scheduler_client, scheduler_job_id, sync_schedules
+from pubsub_jobs.cron.schedules import build_schedule, schedules_for
 from pubsub_jobs.cron.sync import UPDATE_MASK
 from pubsub_jobs.errors import ConfigurationError
-from pubsub_jobs.schedules import build_schedule, schedules_for
 from tests import jobs_cron
 
 SETTINGS = Settings(project_id="acme", prefix="jobs-")
@@ -216,7 +216,7 @@ class TestCommand:
     def client(self, monkeypatch):
         client = FakeCloudScheduler()
         monkeypatch.setattr("pubsub_jobs.cron.sync.scheduler_client", lambda settings: client)
-        monkeypatch.setattr("pubsub_jobs.cli.cron.schedules_for",
+        monkeypatch.setattr("pubsub_jobs.cron.schedules.schedules_for",
                             lambda: schedules_for(jobs_cron.REGISTRY))
         monkeypatch.setenv("PUBSUB_JOBS_PROJECT_ID", "acme")
         monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
@@ -239,7 +239,7 @@ class TestCommand:
         assert "--location REGION" in capsys.readouterr().err
 
     def test_nothing_declared_is_never_a_reason_to_delete(self, client, monkeypatch, capsys):
-        monkeypatch.setattr("pubsub_jobs.cli.cron.schedules_for", lambda: [])
+        monkeypatch.setattr("pubsub_jobs.cron.schedules.schedules_for", lambda: [])
         assert cli.main(["cron", "sync", "--location", "europe-west1", "--prune"]) == 1
         assert "no schedules declared" in capsys.readouterr().err
         assert client.requests == []

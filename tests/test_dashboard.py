@@ -18,12 +18,11 @@ import pytest
 from google.cloud import pubsub_v1
 from starlette.testclient import TestClient
 
-from pubsub_jobs.admin.dead import PurgeSummary, RetrySummary
-from pubsub_jobs.admin.dead_job import DeadJob
 from pubsub_jobs.dashboard.app import create_app
 from pubsub_jobs.dashboard.backend import QueueRow, selection_digest
 from pubsub_jobs.dashboard.config import DashboardConfig
 from pubsub_jobs.dashboard.workers import WorkerBoard
+from pubsub_jobs.dead import DeadJob, PurgeSummary, RetrySummary
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.settings import Settings
 

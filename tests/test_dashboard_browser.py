@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from pubsub_jobs import job
-from pubsub_jobs.admin.dead import list_dead
 from pubsub_jobs.dashboard.config import DashboardConfig
 from pubsub_jobs.dashboard.server import DashboardServer
+from pubsub_jobs.dead import list_dead
 from pubsub_jobs.message import format_time, utcnow
 from pubsub_jobs.settings import Settings
 from pubsub_jobs.testing.helpers import publish_raw

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pubsub_jobs.admin import dead
-from pubsub_jobs.admin.dead import DeadJob
+from pubsub_jobs import dead
+from pubsub_jobs.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound
 from pubsub_jobs.message import JobMessage
-from pubsub_jobs.testing import DeadLetter, publish_raw, pull_dead_letters
+from pubsub_jobs.testing import publish_raw, pull_dead_letters
 from tests import jobs_dead
 from tests.jobs_dead import Observer
 
@@ -262,7 +262,6 @@ def test_test_helpers_take_the_dead_sets_own_model(bootstrap_queues, pubsub_jobs
     jobs_dead.publish_dead("bulk", settings, [(data, {
         **attrs, "CloudPubSubDeadLetterSourceDeliveryCount": "5"})])
 
-    assert DeadLetter is DeadJob
     taken = pull_dead_letters("bulk", settings, expect=4)
     assert all(isinstance(t, DeadJob) for t in taken) and len(taken) == 4
     assert Counter(t.job_id for t in taken) == Counter([ids[0], ids[0], ids[1], message.job_id])

@@ -29,10 +29,11 @@ import pytest
 
 from pubsub_jobs import Settings, configure
 from pubsub_jobs.admin.topology import bootstrap, delete_topology
+from pubsub_jobs.dead import DeadJob
 from pubsub_jobs.emulator import free_port, start_pubsub_emulator
 from pubsub_jobs.errors import EnqueueError
 from pubsub_jobs.message import format_time
-from pubsub_jobs.testing import DeadLetter, publish_raw, pull_dead_letters
+from pubsub_jobs.testing import publish_raw, pull_dead_letters
 from tests import jobs_faults
 from tests.test_cli import ROOT, cli_env
 from tests.waiting import wait_for
@@ -136,7 +137,7 @@ class Interrupted:
     interruptions: int
     exit_codes: list[int]
     interrupted_mid_job: int
-    dead: list[DeadLetter]
+    dead: list[DeadJob]
     seconds: float
     logs: dict[str, str] = field(default_factory=dict)
 
@@ -193,7 +194,7 @@ def interrupt_repeatedly(settings: Settings, tmp_path: Path, sig: signal.Signals
     jobs_faults.init_db(db)
     pool = WorkerPool(worker_env(settings, db), tmp_path)
     feeder = Feeder(db)
-    dead: list[DeadLetter] = []
+    dead: list[DeadJob] = []
     codes: list[int] = []
     rng = random.Random(7)
     started = time.monotonic()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pubsub_jobs import InMemoryAdapter, JobDefinitionError, job, use_adapter
-from pubsub_jobs.admin.dead import list_dead, retry
+from pubsub_jobs.dead import list_dead, retry
 from pubsub_jobs.worker import Worker
 from tests import jobs_iterating
 from tests.jobs_faults import connect

@@ -19,7 +19,7 @@ from pubsub_jobs import (
     use_adapter,
 )
 from pubsub_jobs.adapter import result_for
-from pubsub_jobs.admin.dead import DeadJob
+from pubsub_jobs.dead import DeadJob
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.outcome import Action
 from tests import jobs_core, jobs_delayed

@@ -62,13 +62,16 @@ def test_a_job_module_imported_alone_enqueues_through_the_default_adapter():
 
 def test_building_the_command_line_imports_no_command_machinery():
     """``pubsub-jobs worker ...`` builds every command's parser: none of them imports the
-    admin, emulator, cron, push or dashboard machinery or a Google client for it."""
+    admin, dead set, emulator, cron, push or dashboard machinery or a Google client for it
+    (the core's modules in the dead set's and cron's folders are not machinery)."""
     run_python("""
         import sys
         from pubsub_jobs.cli import build_parser
         build_parser().parse_args(["worker", "m", "--queue", "q"])
         loaded = sorted(m for m in sys.modules if m.startswith((
-            "pubsub_jobs.admin", "pubsub_jobs.emulator", "pubsub_jobs.cron",
+            "pubsub_jobs.admin", "pubsub_jobs.dead.operations", "pubsub_jobs.dead.subscription",
+            "pubsub_jobs.emulator", "pubsub_jobs.cron.sync", "pubsub_jobs.cron.local",
+            "pubsub_jobs.cron.listing",
             "pubsub_jobs.push", "pubsub_jobs.dashboard", "pubsub_jobs.adapters",
             "pubsub_jobs.worker.runner", "google.cloud", "google.api_core")))
         assert loaded == [], loaded
@@ -78,7 +81,7 @@ def test_building_the_command_line_imports_no_command_machinery():
 def test_the_dead_commands_reasons_are_the_dead_sets():
     """``dead list --reason`` names every reason a dead job can have."""
     from pubsub_jobs.cli.dead import REASONS
-    from pubsub_jobs.dead_job import DERIVED_REASON
+    from pubsub_jobs.dead.job import DERIVED_REASON
     from pubsub_jobs.outcome import Reason
 
     dead_letter_reasons = {Reason.MAX_ATTEMPTS, Reason.NOT_RETRYABLE, Reason.INVALID_MESSAGE,

@@ -3,7 +3,7 @@
 Both encode every job to the wire format and decode it back before running it, with the
 same :class:`~pubsub_jobs.perform.Performer` as the worker, so a test sees the same
 validation, retries and dead-lettering as production. Dead jobs are the dead set's own
-:class:`~pubsub_jobs.dead_job.DeadJob`, as the command line and the dashboard show them.
+:class:`~pubsub_jobs.dead.job.DeadJob`, as the command line and the dashboard show them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pubsub_jobs.adapter import Adapter, result_for
-from pubsub_jobs.dead_job import DeadJob
+from pubsub_jobs.dead.job import DeadJob
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
 from pubsub_jobs.jobs import Registry
@@ -67,7 +67,7 @@ class InMemoryAdapter(Adapter):
 
     ``max_delivery_attempts`` of the queue apply as on Pub/Sub: a failing job is redelivered
     until its attempts run out, then lands in :attr:`dead` (queue name to a list of
-    :class:`~pubsub_jobs.dead_job.DeadJob`, oldest first; :meth:`dead_jobs` lists them,
+    :class:`~pubsub_jobs.dead.job.DeadJob`, oldest first; :meth:`dead_jobs` lists them,
     :meth:`retry_dead` puts them back).
 
     Delayed jobs (``using(delay=...)``/``using(run_at=...)``, long-wait retries) wait in

@@ -21,8 +21,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from pubsub_jobs.adapters.clients import publisher_client, pubsub_clients
-from pubsub_jobs.admin.dead_set import DeadSet
 from pubsub_jobs.admin.topology import QueueTopology, _differences
+from pubsub_jobs.dead.subscription import DeadSet
 from pubsub_jobs.errors import describe
 from pubsub_jobs.settings import Settings, get_settings
 
@@ -147,7 +147,7 @@ def queue_status(
     """The status of ``queues`` (default: every queue found in the project).
 
     ``backlog=False`` skips Cloud Monitoring; ``count_dead=True`` counts each dead set by
-    reading it (pull and release at once, see :mod:`pubsub_jobs.admin.dead_set`).
+    reading it (pull and release at once, see :mod:`pubsub_jobs.dead.subscription`).
     """
     settings = settings or get_settings()
     names = list(queues) if queues is not None else discover_queues(settings)

@@ -5,21 +5,23 @@
 ``terraform/`` creates on Google Cloud exactly the topology that ``bootstrap`` creates on
 the emulator: the same prefix, queue names and :class:`~pubsub_jobs.settings.QueueOptions`.
 Durations are written in seconds, the form the module (and ``PUBSUB_JOBS_QUEUES``) takes.
+``pubsub-jobs terraform-vars MODULE ...`` writes the modules' schedules too, in the rows
+:func:`pubsub_jobs.cron.terraform.schedule_variables` makes of them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pubsub_jobs.cron.schedules import Schedule
+from pubsub_jobs.cron.terraform import schedule_variables
 from pubsub_jobs.errors import ConfigurationError
-from pubsub_jobs.schedules import Schedule
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 #: Terraform loads ``*.auto.tfvars.json`` files of the working directory automatically.
@@ -82,28 +84,6 @@ def writing_schedules(schedules: Iterable[Schedule]) -> Iterator[None]:
         yield
     finally:
         _schedules.reset(token)
-
-
-def schedule_variables(
-    schedules: Iterable[Schedule], queues: Collection[str]
-) -> dict[str, dict[str, Any]]:
-    """The module's ``schedules`` variable: by schedule name, what its Cloud Scheduler job
-    publishes (``data`` in base64, as ``pubsub_target.data`` takes it) and when."""
-    variables = {}
-    for schedule in sorted(schedules, key=lambda s: s.name):
-        if schedule.queue not in queues:
-            raise ConfigurationError(
-                f"schedule {schedule.name!r} publishes to queue {schedule.queue!r}, which "
-                f"is not among the queues written: add --queue {schedule.queue}"
-            )
-        variables[schedule.name] = {
-            "queue": schedule.queue,
-            "cron": schedule.cron,
-            "time_zone": schedule.timezone,
-            "data": base64.b64encode(schedule.data()).decode("ascii"),
-            "attributes": schedule.attributes(),
-        }
-    return variables
 
 
 def render_terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> str:

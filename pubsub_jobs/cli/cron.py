@@ -1,7 +1,8 @@
 """``pubsub-jobs cron list|run|sync``: periodic jobs, from the schedules the modules declare.
 
-The work is done by :mod:`pubsub_jobs.cron`, which scripts can use directly. Registering also
-lets ``pubsub-jobs terraform-vars MODULE ...`` write the modules' schedules.
+The work is done by :mod:`pubsub_jobs.cron`, which scripts can use directly, and imported
+when a command runs: every ``pubsub-jobs`` run builds this parser. Registering also lets
+``pubsub-jobs terraform-vars MODULE ...`` write the modules' schedules.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import stop_on_signals
 from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.errors import ConfigurationError, describe
-from pubsub_jobs.schedules import Schedule, schedules_for
 from pubsub_jobs.settings import get_settings
+
+if TYPE_CHECKING:
+    from pubsub_jobs.cron.schedules import Schedule
 
 #: Exit code when nothing is declared, or Cloud Scheduler refused a call.
 EXIT_FAILED = 1
@@ -73,6 +76,8 @@ def _modules(parser: argparse.ArgumentParser) -> None:
 
 
 def _declared(args: argparse.Namespace) -> list[Schedule]:
+    from pubsub_jobs.cron.schedules import schedules_for
+
     load_jobs(args.modules)
     return list(schedules_for())
 
@@ -167,6 +172,7 @@ def _extend_terraform_vars(sub: Any) -> None:
             code: int = command(args)
             return code
         from pubsub_jobs.admin.terraform_vars import writing_schedules
+        from pubsub_jobs.cron.schedules import schedules_for
 
         import_modules(args.modules)  # Django, when used, was set up by main() already
         with writing_schedules(schedules_for()):

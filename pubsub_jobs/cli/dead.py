@@ -1,6 +1,6 @@
 """``pubsub-jobs dead list/show/retry/purge``: a queue's dead set from the command line.
 
-The work is done by :mod:`pubsub_jobs.admin.dead`, which scripts can use directly. What a
+The work is done by :mod:`pubsub_jobs.dead`, which scripts can use directly. What a
 message carries (ids, names, errors, attributes, arguments) reaches the terminal with its
 control and other unprintable characters escaped (``\\x1b``, ``\\r``, ``\\n``, ``\\u202e``),
 so a message cannot move the cursor, clear the screen or fake lines of the output;
@@ -15,20 +15,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from pubsub_jobs.cli._pubsub_errors import EXIT_FAILED, pubsub_errors
 from pubsub_jobs.cli._signals import EXIT_INTERRUPTED, stop_on_signals
+from pubsub_jobs.dead.job import DERIVED_REASON, REASONS, DeadJob
 from pubsub_jobs.errors import DeadJobNotFound
 
-if TYPE_CHECKING:
-    from pubsub_jobs.admin.dead import DeadJob
-
-# The commands import the dead set (and its clients): every `pubsub-jobs` run builds this parser.
-
-#: The reasons ``--reason`` takes; the last is :data:`pubsub_jobs.dead_job.DERIVED_REASON`.
-REASONS = ("max_attempts", "not_retryable", "invalid_message", "unknown_job",
-           "invalid_arguments", "delivery_limit")
+# The commands import the dead set's operations (and their clients) when they run: every
+# `pubsub-jobs` run builds this parser. The dead job's module is in the core: light.
 
 #: Bytes of undecodable data ``dead show`` prints.
 _DATA_PREVIEW = 2000
@@ -80,7 +75,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 @pubsub_errors
 def _cmd_list(args: argparse.Namespace) -> int:
-    from pubsub_jobs.admin.dead import DERIVED_REASON, list_dead
+    from pubsub_jobs.dead.operations import list_dead
 
     jobs = list_dead(args.queue, job_name=args.job_name, reason=args.reason, limit=args.limit)
     if args.json:
@@ -113,7 +108,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_show(args: argparse.Namespace) -> int:
-    from pubsub_jobs.admin.dead import show
+    from pubsub_jobs.dead.operations import show
 
     try:
         job = show(args.queue, args.job_id)
@@ -130,7 +125,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_retry(args: argparse.Namespace) -> int:
-    from pubsub_jobs.admin.dead import retry
+    from pubsub_jobs.dead.operations import retry
 
     stop = threading.Event()
     bar = _Progress("retrying", sys.stderr)
@@ -168,7 +163,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
 
 @pubsub_errors
 def _cmd_purge(args: argparse.Namespace) -> int:
-    from pubsub_jobs.admin.dead import purge
+    from pubsub_jobs.dead.operations import purge
 
     def confirm(jobs: list[DeadJob]) -> bool:
         if args.yes:

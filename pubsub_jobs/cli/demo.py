@@ -19,7 +19,7 @@ from pubsub_jobs.context import current_job
 from pubsub_jobs.jobs import job
 
 if TYPE_CHECKING:
-    from pubsub_jobs.admin.dead import DeadJob
+    from pubsub_jobs.dead.job import DeadJob
     from pubsub_jobs.settings import Settings
 
 DEMO_QUEUES = ("demo", "demo-mailers")
@@ -115,7 +115,7 @@ def main(keep_emulator: bool = False) -> int:
 
 def _dead_jobs(settings: Settings, expect: int, timeout: float = 15.0) -> list[DeadJob]:
     """The demo queue's dead set, read without removing it, once ``expect`` jobs are there."""
-    from pubsub_jobs.admin.dead import list_dead
+    from pubsub_jobs.dead.operations import list_dead
 
     deadline = time.monotonic() + timeout
     while True:

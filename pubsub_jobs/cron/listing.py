@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pubsub_jobs.cron.schedules import Schedule
 from pubsub_jobs.message import format_time, utcnow
-from pubsub_jobs.schedules import Schedule
 
 
 @dataclass(frozen=True, slots=True)

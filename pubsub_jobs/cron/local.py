@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
+from pubsub_jobs.cron.schedules import Schedule
 from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.message import format_time, parse_time, utcnow
-from pubsub_jobs.schedules import Schedule
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger("pubsub_jobs.cron")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from pubsub_jobs.cron.schedules import SCHEDULE_ATTRIBUTE, Schedule
 from pubsub_jobs.errors import ConfigurationError
-from pubsub_jobs.schedules import SCHEDULE_ATTRIBUTE, Schedule
 from pubsub_jobs.settings import Settings, get_settings
 
 #: How often Cloud Scheduler retries a publish that failed, and how far apart (the Terraform

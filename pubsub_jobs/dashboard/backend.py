@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pubsub_jobs.admin.dead import PurgeSummary, RetrySummary, list_dead, purge, retry
-from pubsub_jobs.admin.dead_job import DeadJob
-from pubsub_jobs.admin.dead_set import DeadSet
 from pubsub_jobs.admin.queue_status import QueueStatus, queue_status
+from pubsub_jobs.dead.job import DeadJob
+from pubsub_jobs.dead.operations import PurgeSummary, RetrySummary, list_dead, purge, retry
+from pubsub_jobs.dead.subscription import DeadSet
 from pubsub_jobs.errors import describe
 from pubsub_jobs.settings import Settings
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 from starlette.templating import Jinja2Templates
 
-from pubsub_jobs.admin.dead_job import DeadJob
+from pubsub_jobs.dead.job import DeadJob
 
 __all__ = [
     "ago", "data_text", "duration", "json_preview", "make_templates", "printable", "queue_url",

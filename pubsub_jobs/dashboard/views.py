@@ -21,13 +21,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pubsub_jobs.admin.dead import PurgeSummary, RetrySummary
 from pubsub_jobs.dashboard.backend import MAX_LISTED, Backend
 from pubsub_jobs.dashboard.config import DashboardConfig
 from pubsub_jobs.dashboard.listener import HeartbeatListener
 from pubsub_jobs.dashboard.security import Sessions, session_cookie
 from pubsub_jobs.dashboard.templating import make_templates, queue_url
 from pubsub_jobs.dashboard.workers import WorkerBoard
+from pubsub_jobs.dead.operations import PurgeSummary, RetrySummary
 from pubsub_jobs.errors import JobError, describe
 
 __all__ = ["Views"]

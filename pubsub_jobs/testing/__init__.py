@@ -4,20 +4,18 @@ Fixtures (see :mod:`pubsub_jobs.testing.plugin`): ``pubsub_emulator``,
 ``cloud_tasks_emulator``, ``pubsub_jobs_settings``, ``delayed_jobs_settings``,
 ``bootstrap_queues``, ``drain_queues``, ``dead_letters``, ``memory_adapter`` and
 ``immediate_adapter``. Dead jobs, whether pulled from the emulator or kept by the in-memory
-adapter, are the dead set's own :class:`~pubsub_jobs.dead_job.DeadJob` (``DeadLetter`` is
-the same class).
+adapter, are the dead set's own :class:`~pubsub_jobs.dead.job.DeadJob`.
 """
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pubsub_jobs.dead_job import DeadJob
+    from pubsub_jobs.dead.job import DeadJob
     from pubsub_jobs.testing.delayed import PendingDelayedJob, pending_delayed_jobs
-    from pubsub_jobs.testing.helpers import DeadLetter, drain, publish_raw, pull_dead_letters
+    from pubsub_jobs.testing.helpers import drain, publish_raw, pull_dead_letters
 
 __all__ = [
     "DeadJob",
-    "DeadLetter",
     "PendingDelayedJob",
     "drain",
     "pending_delayed_jobs",
@@ -30,7 +28,7 @@ def __getattr__(name: str) -> Any:
     # pytest imports this package for its plugin in every project that has pubsub-jobs
     # installed: the helpers (and the clients they need) load on first use only.
     if name == "DeadJob":
-        from pubsub_jobs.dead_job import DeadJob
+        from pubsub_jobs.dead.job import DeadJob
 
         return DeadJob
     if name in ("PendingDelayedJob", "pending_delayed_jobs"):

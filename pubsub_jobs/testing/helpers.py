@@ -8,15 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pubsub_jobs.adapters.clients import publisher_client
-from pubsub_jobs.admin.dead_job import DeadJob, sort_dead
-from pubsub_jobs.admin.dead_set import DeadSet
+from pubsub_jobs.dead.job import DeadJob, sort_dead
+from pubsub_jobs.dead.subscription import DeadSet
 from pubsub_jobs.settings import Settings, get_settings
 from pubsub_jobs.worker import QueueSpec, Worker
-
-#: The model of a dead-lettered message, under the name these helpers gave it first: the dead
-#: set's own :class:`~pubsub_jobs.admin.dead_job.DeadJob` (``reason``, ``job_id``,
-#: ``attributes``, ``data``, ``json()``, ...).
-DeadLetter = DeadJob
 
 
 def drain(

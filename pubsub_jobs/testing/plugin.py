@@ -18,8 +18,8 @@ import pytest
 
 if TYPE_CHECKING:
     from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
-    from pubsub_jobs.admin.dead_job import DeadJob
     from pubsub_jobs.admin.topology import BootstrapReport
+    from pubsub_jobs.dead.job import DeadJob
     from pubsub_jobs.emulator import EmulatorProcess
     from pubsub_jobs.settings import QueueOptions, Settings
     from pubsub_jobs.worker import QueueSpec, Worker
@@ -185,7 +185,7 @@ def drain_queues(pubsub_jobs_settings: Settings) -> Callable[..., Worker]:
 @pytest.fixture
 def dead_letters(pubsub_jobs_settings: Settings) -> Callable[..., list[DeadJob]]:
     """``dead_letters("default", expect=1)`` takes the queue's dead-lettered messages, as the
-    dead set's :class:`~pubsub_jobs.admin.dead_job.DeadJob` (see ``pull_dead_letters``)."""
+    dead set's :class:`~pubsub_jobs.dead.job.DeadJob` (see ``pull_dead_letters``)."""
     from pubsub_jobs.testing.helpers import pull_dead_letters
 
     def take(queue: str, **options: Any) -> list[DeadJob]:

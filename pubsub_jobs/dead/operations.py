@@ -10,10 +10,10 @@ arrive there:
   original attributes plus Pub/Sub's ``CloudPubSubDeadLetterSource*`` ones. They carry no
   reason; it is *derived* as ``delivery_limit``.
 
-Each message is read into a :class:`~pubsub_jobs.admin.dead_job.DeadJob`, whatever its data
+Each message is read into a :class:`~pubsub_jobs.dead.job.DeadJob`, whatever its data
 (see that module). Reading the dead set never removes anything: messages are pulled while
 their leases are held (and extended), deduplicated by message id, and released at once when
-done (:class:`~pubsub_jobs.admin.dead_set.DeadSet`). Retrying republishes a dead job to the
+done (:class:`~pubsub_jobs.dead.subscription.DeadSet`). Retrying republishes a dead job to the
 queue's topic and acknowledges the dead copy only after Pub/Sub confirmed the publish; see
 :func:`retry` for exactly what an interruption can do.
 """
@@ -31,15 +31,12 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1 import PublisherClient as GapicPublisherClient
 
 from pubsub_jobs.adapters.clients import publisher_client
-from pubsub_jobs.admin.dead_job import DERIVED_REASON, DeadJob, sort_dead
-from pubsub_jobs.admin.dead_set import DeadSet
+from pubsub_jobs.dead.job import DeadJob, sort_dead
+from pubsub_jobs.dead.subscription import DeadSet
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, describe
 from pubsub_jobs.settings import Settings, get_settings
 
 __all__ = [
-    "DERIVED_REASON",
-    "DeadJob",
-    "DeadSet",
     "PurgeSummary",
     "RetrySummary",
     "list_dead",
@@ -48,7 +45,7 @@ __all__ = [
     "show",
 ]
 
-log = logging.getLogger("pubsub_jobs.admin.dead")
+log = logging.getLogger(__name__)
 
 #: Names ``PublisherClient.publish`` takes for itself (``topic``, ``data``, ``ordering_key``,
 #: ``retry``, ``timeout``): a message with an attribute of such a name is published with a

@@ -1,10 +1,10 @@
 """One message of a queue's dead set, as every tool sees it: :class:`DeadJob`.
 
-The command line, the Python API (:mod:`pubsub_jobs.admin.dead`), the dashboard, the test
-helpers (:func:`pubsub_jobs.testing.pull_dead_letters`) and the in-memory adapter
+The command line, the Python API (:mod:`pubsub_jobs.dead.operations`), the dashboard, the
+test helpers (:func:`pubsub_jobs.testing.pull_dead_letters`) and the in-memory adapter
 (:meth:`~pubsub_jobs.adapters.memory.InMemoryAdapter.dead_jobs`) all read dead messages into
-this one model, which is why it lives in the core (``pubsub_jobs.admin.dead_job`` re-exports
-it).
+this one model, which is why this module belongs to the core layer: the in-memory adapter,
+below the operations, uses it.
 Decoding never fails: data that is not a job's JSON arguments (not UTF-8, not JSON, JSON
 nested deeper than :data:`MAX_JSON_DEPTH`, not an object with ``args`` and ``kwargs``) leaves
 ``args``/``kwargs`` as ``None`` and says why in ``decode_error``, and the raw ``data`` and
@@ -31,6 +31,7 @@ __all__ = [
     "DERIVED_REASON",
     "MAX_JSON_DEPTH",
     "PUBSUB_DEAD_LETTER_PREFIX",
+    "REASONS",
     "RETRY_ATTRIBUTES",
     "DeadJob",
     "DeadLetteredBy",
@@ -40,6 +41,11 @@ __all__ = [
 #: The reason given to messages Pub/Sub forwarded under the subscription's dead-letter
 #: policy; they carry none, so it is derived (``DeadJob.dead_lettered_by == "subscription"``).
 DERIVED_REASON = "delivery_limit"
+
+#: Every reason a dead job can have: the worker's dead-letter reasons (values of
+#: :class:`~pubsub_jobs.outcome.Reason`), then :data:`DERIVED_REASON`.
+REASONS = ("max_attempts", "not_retryable", "invalid_message", "unknown_job",
+           "invalid_arguments", DERIVED_REASON)
 
 #: Pub/Sub's own attributes on forwarded messages start with this.
 PUBSUB_DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"

@@ -2,7 +2,7 @@
 what it pulled, and acknowledges or hands back exactly what it is told to.
 
 It is the one place that pulls and acknowledges dead messages: the operations of
-:mod:`pubsub_jobs.admin.dead`, ``pubsub-jobs queues --count-dead`` and the test helper
+:mod:`pubsub_jobs.dead.operations`, ``pubsub-jobs queues --count-dead`` and the test helper
 :func:`pubsub_jobs.testing.pull_dead_letters` all go through it.
 """
 
@@ -19,13 +19,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from pubsub_jobs.adapters.clients import subscriber_client
-from pubsub_jobs.admin.dead_job import DeadJob, sort_dead
+from pubsub_jobs.dead.job import DeadJob, sort_dead
 from pubsub_jobs.errors import describe
 from pubsub_jobs.settings import Settings, get_settings
 
 __all__ = ["LEASE_SECONDS", "DeadSet"]
 
-log = logging.getLogger("pubsub_jobs.admin.dead")
+log = logging.getLogger(__name__)
 
 #: Seconds a dead copy stays leased while a tool reads it; extended while the tool runs.
 LEASE_SECONDS = 60

@@ -3,8 +3,9 @@
 ``@job(cron="0 2 * * *", timezone="Europe/Berlin")`` schedules a job without arguments;
 ``schedule(job, "*/15 * * * *", name=..., args=[...], kwargs={...})`` one with arguments.
 Each schedule is a fixed message, the one Cloud Scheduler publishes to the job's queue on
-every slot (the cron's times, see :mod:`pubsub_jobs._cron` for daylight saving): the job's
-data, and the attributes ``job_name``, ``queue_name``, ``wire_version`` and ``schedule``.
+every slot (the cron's times, see :mod:`pubsub_jobs.cron.expression` for daylight saving):
+the job's data, and the attributes ``job_name``, ``queue_name``, ``wire_version`` and
+``schedule``.
 
 Cloud Scheduler cannot vary a message, so a scheduled message carries no ``job_id`` nor
 ``enqueued_at``: the worker derives the id from the schedule and the slot at or before the
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pubsub_jobs._cron import CronExpression
+from pubsub_jobs.cron.expression import CronExpression
 from pubsub_jobs.errors import InvalidArguments, InvalidSchedule, JobDefinitionError
 from pubsub_jobs.message import (
     WIRE_VERSION,
