@@ -5,7 +5,7 @@ Every import counts for the layering: at module level, inside functions, under
 too); an annotation-only import under ``TYPE_CHECKING`` never executes, so it cannot close
 a cycle. Run
 ``python -m tests.import_graph [PACKAGE_DIR]`` for the figures (modules, cycles, arrows
-against the layering, largest modules); ``tests/test_layout.py`` asserts them.
+against the layering, largest modules); ``tests/unit/test_layout.py`` asserts them.
 """
 
 from __future__ import annotations
