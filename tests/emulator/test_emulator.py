@@ -316,6 +316,19 @@ def test_detached_and_stop_detached(tmp_path: Path) -> None:
     assert not _pid_alive(process.pid)
 
 
+def test_jar_named_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = find_pubsub_emulator()
+    assert installed.jar is not None and installed.java is not None
+    java_home = Path(os.path.realpath(installed.java)).parents[1]
+    monkeypatch.setenv("PUBSUB_JOBS_EMULATOR_JAR", str(installed.jar))
+    monkeypatch.setenv("JAVA_HOME", str(java_home))
+    monkeypatch.setenv("PATH", "/nonexistent")  # the variable (and Java) alone are enough
+    found = find_pubsub_emulator()
+    assert found.jar == installed.jar
+    assert found.java == str(java_home / "bin" / "java")
+    assert found.found_via == "$PUBSUB_JOBS_EMULATOR_JAR"
+
+
 def test_early_exit_reports_the_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CLOUD_PUBSUB_EMULATOR_OPTS", "-XX:+NoSuchJvmOptionForPubsubJobs")
     with pytest.raises(EmulatorError, match="exited early") as info:

@@ -1,11 +1,10 @@
-"""Finding the emulators without starting one: the jar named by the environment or missing,
-no emulator on the path, a non-loopback host refused, the class-file reader's errors, and the
+"""Finding the emulators without starting one: a missing jar named by the environment, no
+emulator on the path, a non-loopback host refused, the class-file reader's errors, and the
 Cloud Tasks server's imports (starting and stopping them: tests/emulator/test_emulator.py)."""
 
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pytest
@@ -45,19 +44,6 @@ def test_no_emulator_on_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 def test_refuses_non_loopback_host() -> None:
     with pytest.raises(EmulatorError, match="loopback"):
         start_pubsub_emulator(free_port(), host="0.0.0.0", timeout=5)  # noqa: S104
-
-
-def test_jar_named_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    installed = find_pubsub_emulator()
-    assert installed.jar is not None and installed.java is not None
-    java_home = Path(os.path.realpath(installed.java)).parents[1]
-    monkeypatch.setenv("PUBSUB_JOBS_EMULATOR_JAR", str(installed.jar))
-    monkeypatch.setenv("JAVA_HOME", str(java_home))
-    monkeypatch.setenv("PATH", "/nonexistent")  # the variable (and Java) alone are enough
-    found = find_pubsub_emulator()
-    assert found.jar == installed.jar
-    assert found.java == str(java_home / "bin" / "java")
-    assert found.found_via == "$PUBSUB_JOBS_EMULATOR_JAR"
 
 
 def test_a_malformed_class_file_is_an_emulator_error() -> None:
