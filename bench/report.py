@@ -174,7 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 #: The block of ``docs/index.md`` (so of the README's "Benchmarks") that ``python -m
-#: bench.run`` rewrites after a run with the headline; tests/test_readme.py checks that it
+#: bench.run`` rewrites after a run with the headline; tests/docs/test_readme.py checks that it
 #: is the committed ``bench/results/latest.json``'s.
 DOCS_BLOCK = ("<!-- headline of bench/results/latest.json, written by python -m bench.run -->",
               "<!-- end of the headline -->")

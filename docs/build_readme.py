@@ -4,7 +4,7 @@ The README is what the project is, the two opening commands, the install line, t
 walk-through and a map of the documentation: ``docs/index.md`` with
 ``docs/getting-started.md`` before its map, their links turned to point into ``docs/``.
 The reference lives in the other pages of ``docs/``, built by MkDocs (``mkdocs.yml``).
-tests/test_readme.py checks that README.md is up to date and runs every page's examples.
+tests/docs/test_readme.py checks that README.md is up to date and runs every page's examples.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Names and policies of every queue, computed from variables only: the same names
-# and specs as pubsub_jobs/admin/topology.py (`pubsub-jobs bootstrap`). tests/test_terraform.py
+# and specs as pubsub_jobs/admin/topology.py (`pubsub-jobs bootstrap`). tests/terraform/test_module.py
 # evaluates this file with variables.tf, without a provider, and compares the result
 # with what bootstrap creates on the emulator.
 

@@ -1,7 +1,7 @@
 # Values computed from variables alone, and the problems that involve two variables, which a
 # variable's own validation cannot see before Terraform 1.9: preconditions refuse them at plan
 # time with these messages. Like queues.tf, this file needs no provider, so the tests
-# (tests/test_terraform*.py) evaluate it with Terraform itself.
+# (tests/terraform/) evaluate it with Terraform itself.
 
 locals {
   cloud_tasks_location    = var.cloud_tasks_location != null ? var.cloud_tasks_location : var.region

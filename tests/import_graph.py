@@ -5,7 +5,7 @@ under ``TYPE_CHECKING``. An annotation-only import never executes, but a cycle t
 still ties two modules together (neither can be read or moved without the other);
 ``runtime_only`` leaves them out, to tell the two kinds apart. Run
 ``python -m tests.import_graph [PACKAGE_DIR]`` for the figures (modules, cycles, arrows
-against the layering, largest modules); ``tests/test_layout.py`` asserts them.
+against the layering, largest modules); ``tests/unit/test_layout.py`` asserts them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Jobs and helpers for the dead-set tests (tests/test_dead.py, tests/test_cli_ops.py)."""
+"""Jobs and helpers for the dead-set tests (tests/emulator/test_dead.py,
+tests/emulator/test_cli_ops.py)."""
 
 from __future__ import annotations
 

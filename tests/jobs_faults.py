@@ -1,4 +1,4 @@
-"""Jobs of the fault tests (tests/test_faults.py): each run is recorded in a SQLite file.
+"""Jobs of the fault tests (tests/emulator/test_faults.py): each run is recorded in a SQLite file.
 
 Worker processes that the tests SIGKILL write here concurrently, so the file is in WAL mode
 and every connection waits for the lock instead of failing. A run writes a ``starts`` row

@@ -1,4 +1,4 @@
-"""Imported by a worker in tests/test_hardening.py: makes its stop hang, as a stuck library
+"""Imported by a worker in tests/emulator/test_hardening.py: makes its stop hang, as a stuck library
 call would, to show the watchdog ends the process anyway."""
 
 from __future__ import annotations

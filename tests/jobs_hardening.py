@@ -1,4 +1,4 @@
-"""Jobs that misbehave, for tests/test_hardening.py (queue "hard")."""
+"""Jobs that misbehave, for tests/emulator/test_hardening.py (queue "hard")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Iterating jobs of tests/test_iterating.py: each item a process finishes is a row in a
+"""Iterating jobs of tests/emulator/test_iterating.py: each item a process finishes is a row in a
 SQLite file (worker processes that the tests kill write there concurrently)."""
 
 from __future__ import annotations

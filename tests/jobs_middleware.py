@@ -1,4 +1,5 @@
-"""Jobs for tests/test_middleware.py: they record what they see while they run."""
+"""Jobs for the middleware tests (tests/unit/middleware/, tests/emulator/test_middleware.py):
+they record what they see while they run."""
 
 from __future__ import annotations
 

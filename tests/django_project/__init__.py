@@ -1,1 +1,2 @@
-"""A small Django project for tests/test_django.py (Django 6, or Django 5.2 + django-tasks)."""
+"""A small Django project for the Django tests (tests/unit/adapters/django/,
+tests/emulator/test_django.py), on Django 6 or on Django 5.2 + django-tasks."""
