@@ -30,7 +30,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.dead_job", "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
-    ("adapters", ["pubsub_jobs.adapters"]),
+    # _http: serving ASGI apps on uvicorn, fetching token certificates (push, dashboard).
+    ("adapters", ["pubsub_jobs.adapters", "pubsub_jobs._http"]),
     ("delivery and operations", [
         "pubsub_jobs.worker", "pubsub_jobs.push", "pubsub_jobs.cron", "pubsub_jobs.admin",
         "pubsub_jobs.emulator",

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pubsub_jobs._http.certificates import CachingRequest
 from pubsub_jobs.push.asgi import PushASGIApp
-from pubsub_jobs.push.auth import CachingRequest, TokenVerifier
+from pubsub_jobs.push.auth import TokenVerifier
 from pubsub_jobs.push.deliveries import PushStats
 from pubsub_jobs.push.envelope import MAX_BODY_BYTES, PushedMessage, parse_envelope
 from pubsub_jobs.push.handler import (
