@@ -358,6 +358,7 @@ _INTERNAL_CALLERS = {
     "adapters/django/": "Django's TASKS backend OPTIONS",
     "testing/": "the pytest plugin's fixtures",
     "cli/": "the command line",
+    "worker/run.py": "the command line",  # run_worker's --middleware, for every entry point
 }
 
 

@@ -36,11 +36,18 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.worker", "pubsub_jobs.push", "pubsub_jobs.cron", "pubsub_jobs.admin",
         "pubsub_jobs.emulator",
     ]),
-    # Django finds management commands only inside the app, so the command that runs a
-    # worker lives in adapters/django/management but is an entry point like the CLI.
+    # The supervisor's child process (worker/_child) is an entry point like the CLI: it
+    # logs and handles signals as the CLI does.
     ("entry points", [
         "pubsub_jobs.cli", "pubsub_jobs.dashboard", "pubsub_jobs.testing",
-        "pubsub_jobs.adapters.django.management", "pubsub_jobs.__main__",
+        "pubsub_jobs.worker._child", "pubsub_jobs.__main__",
+    ]),
+    # Django's modules that run jobs sit on top beside the CLI: the push view (for a
+    # project's URLs) and the pubsub_worker command, which Django finds only inside the
+    # app, so both live in adapters/django. The backend, the app and the registering of
+    # tasks (adapters/django/worker) only enqueue or register, and stay with the adapters.
+    ("Django", [
+        "pubsub_jobs.adapters.django.push", "pubsub_jobs.adapters.django.management",
     ]),
     ("public API", ["pubsub_jobs"]),
 ]

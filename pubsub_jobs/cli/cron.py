@@ -14,12 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import stop_on_signals
-from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.schedules import Schedule, schedules_for
 from pubsub_jobs.settings import get_settings
+from pubsub_jobs.worker.run import import_modules, load_jobs
 
 #: Exit code when nothing is declared, or Cloud Scheduler refused a call.
 EXIT_FAILED = 1
