@@ -8,7 +8,7 @@ authenticated with Google-signed OIDC tokens (:mod:`.auth`). The endpoint comes 
 - :class:`PushASGIApp`, served by ``pubsub-jobs push-server`` (:class:`PushServer`, on
   uvicorn: extra ``push``) or mounted in Starlette or FastAPI;
 - :class:`PushWSGIApp`, for WSGI servers and Flask;
-- :func:`pubsub_jobs.push.django.push_view`, a Django view.
+- :func:`pubsub_jobs.adapters.django.push.push_view`, a Django view.
 """
 
 from __future__ import annotations
