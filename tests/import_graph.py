@@ -35,7 +35,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.cron.expression", "pubsub_jobs.cron.schedules", "pubsub_jobs.cron.terraform",
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
-    ("adapters", ["pubsub_jobs.adapters"]),
+    # _http: serving ASGI apps on uvicorn, fetching token certificates (push, dashboard).
+    ("adapters", ["pubsub_jobs.adapters", "pubsub_jobs._http"]),
     # Reading and changing a queue's dead set sits below the operations, since admin's queue
     # status counts it (``--count-dead``) and siblings of the next layer stay apart.
     ("dead set", ["pubsub_jobs.dead"]),
@@ -43,11 +44,18 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.worker", "pubsub_jobs.push", "pubsub_jobs.cron", "pubsub_jobs.admin",
         "pubsub_jobs.emulator",
     ]),
-    # Django finds management commands only inside the app, so the command that runs a
-    # worker lives in adapters/django/management but is an entry point like the CLI.
+    # The supervisor's child process (worker/_child) is an entry point like the CLI: it
+    # logs and handles signals as the CLI does.
     ("entry points", [
         "pubsub_jobs.cli", "pubsub_jobs.dashboard", "pubsub_jobs.testing",
-        "pubsub_jobs.adapters.django.management", "pubsub_jobs.__main__",
+        "pubsub_jobs.worker._child", "pubsub_jobs.__main__",
+    ]),
+    # Django's modules that run jobs sit on top beside the CLI: the push view (for a
+    # project's URLs) and the pubsub_worker command, which Django finds only inside the
+    # app, so both live in adapters/django. The backend, the app and the registering of
+    # tasks (adapters/django/worker) only enqueue or register, and stay with the adapters.
+    ("Django", [
+        "pubsub_jobs.adapters.django.push", "pubsub_jobs.adapters.django.management",
     ]),
     ("public API", ["pubsub_jobs"]),
 ]

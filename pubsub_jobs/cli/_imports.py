@@ -5,22 +5,13 @@ Only the command line does this; a message never names a module to import.
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pubsub_jobs.errors import JobError
 from pubsub_jobs.jobs import default_registry
-
-
-def import_modules(modules: Sequence[str]) -> None:
-    """Import the modules that register jobs (the current directory is importable)."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for name in modules:
-        importlib.import_module(name)
+from pubsub_jobs.worker.run import import_modules
 
 
 def import_job(name: str) -> Any:

@@ -1,17 +1,20 @@
 """The command line's one signal handler: the first SIGINT/SIGTERM asks to stop, the second
-exits at once. The library never installs signal handlers; commands do, through this."""
+exits at once. The library never installs signal handlers; commands do, through this, and
+so do the other entry points that run a worker (the supervisor's child processes, Django's
+``pubsub_worker``), handing it to :func:`pubsub_jobs.worker.run.run_worker`."""
 
 from __future__ import annotations
 
-import faulthandler
 import logging
-import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+from pubsub_jobs.worker.run import exit_now
+
+__all__ = ["EXIT_INTERRUPTED", "exit_now", "stop_on_signals"]
 
 log = logging.getLogger("pubsub_jobs.cli")
 
@@ -55,15 +58,3 @@ def stop_on_signals(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def exit_now(code: int, *, dump_threads: bool = False) -> None:
-    """Leave the process at once, without waiting for threads that would block a normal
-    exit (a job that outlived the shutdown timeout). With ``dump_threads`` every thread's
-    stack goes to standard error first, so a hang can be read from the log."""
-    if dump_threads:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -15,11 +15,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.cli._imports import import_modules
 from pubsub_jobs.cli._signals import stop_on_signals
-from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.settings import get_settings
+from pubsub_jobs.worker.run import import_modules, load_jobs
 
 if TYPE_CHECKING:
     from pubsub_jobs.cron.schedules import Schedule

@@ -15,8 +15,8 @@ import os
 from typing import Any
 
 from pubsub_jobs.cli._signals import stop_on_signals
-from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.worker.run import load_jobs
 
 log = logging.getLogger("pubsub_jobs.cli")
 

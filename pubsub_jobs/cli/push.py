@@ -14,8 +14,8 @@ import logging
 from typing import Any
 
 from pubsub_jobs.cli._signals import exit_now, stop_on_signals
-from pubsub_jobs.cli.worker import load_jobs
 from pubsub_jobs.settings import configure, get_settings
+from pubsub_jobs.worker.run import load_jobs
 
 log = logging.getLogger("pubsub_jobs.cli")
 

@@ -1,102 +1,26 @@
-"""``pubsub-jobs worker``, and :func:`run_worker`: the one way to run a worker from code.
+"""``pubsub-jobs worker``: its arguments become a :class:`~pubsub_jobs.worker.WorkerOptions`,
+which :func:`run_worker` runs with the command line's signal handler.
 
-The command line, the supervisor's child processes and Django's ``pubsub_worker`` command
-all build a :class:`~pubsub_jobs.worker.WorkerOptions` and call :func:`run_worker`, which
-imports the jobs, installs the signal handlers and runs a worker (or, with ``processes``,
-a supervisor of several).
+Running a worker (the jobs imported, one process or a supervisor of several, the
+supervisor's child processes) is :mod:`pubsub_jobs.worker.run`'s; the command line only
+parses and installs the handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import faulthandler
-import logging
-import os
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-from pubsub_jobs.cli._imports import import_modules
-from pubsub_jobs.cli._signals import exit_now, stop_on_signals
-from pubsub_jobs.settings import configure, get_settings
+from pubsub_jobs.cli._signals import stop_on_signals
+from pubsub_jobs.worker import run
 from pubsub_jobs.worker.options import DEFAULT_PREFETCH, QueueSpec, WorkerOptions
-
-log = logging.getLogger("pubsub_jobs.cli")
-
-#: Exit codes: 0 a clean stop, 1 the worker failed (a stream ended: the message says why,
-#: or a stop hung past the shutdown timeout plus STOP_GRACE: every thread's stack is logged).
-EXIT_FAILED = 1
-#: Seconds a stop may take beyond ``shutdown_timeout`` before the process is ended.
-STOP_GRACE = 10.0
 
 
 def run_worker(options: WorkerOptions) -> int:
-    """Run a worker (or a supervisor of ``options.processes``) until SIGTERM/SIGINT, or until
-    idle with ``burst``; returns the process exit code. Call it from the main thread."""
-    if options.processes is not None:
-        return _run_supervisor(options)
-    load_jobs(options.modules)
-    if options.middleware is not None:  # as PUBSUB_JOBS_MIDDLEWARE would, for enqueues too
-        configure(**{**get_settings().model_dump(), "middleware": list(options.middleware)},
-                  origin="the command line")
-    from pubsub_jobs.worker.runner import Worker  # the Pub/Sub client library: here only
-    from pubsub_jobs.worker.supervisor import watch_supervisor
-
-    worker = Worker(options)
-    deadline = options.shutdown_timeout + STOP_GRACE
-
-    def stop() -> None:
-        # A graceful stop ends within the shutdown timeout; should anything hang past it,
-        # faulthandler (C code, which runs even while a job holds the GIL) writes every
-        # thread's stack to stderr and exits 1, so an orchestrator never waits on us.
-        faulthandler.dump_traceback_later(deadline, exit=True)
-        worker.request_stop()
-
-    with stop_on_signals(
-        stop,
-        second_message="second signal: exiting now; unfinished jobs will be redelivered",
-    ):
-        watch_supervisor(stop)
-        try:
-            clean = worker.run()
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-    if worker.error is not None:
-        print(f"pubsub-jobs worker: {worker.error}", file=sys.stderr)
-        return EXIT_FAILED
-    if not clean:
-        # Jobs outlived the shutdown timeout: leave without joining their threads; their
-        # messages are redelivered.
-        exit_now(0)
-    return 0
-
-
-def load_jobs(modules: Sequence[str]) -> None:
-    """Import the modules that register jobs; in a Django project (``DJANGO_SETTINGS_MODULE``)
-    also set Django up and register its tasks."""
-    if os.environ.get("DJANGO_SETTINGS_MODULE"):
-        from pubsub_jobs.adapters.django.worker import setup_worker
-
-        setup_worker(modules)
-    else:
-        import_modules(modules)
-
-
-def _run_supervisor(options: WorkerOptions) -> int:
-    from pubsub_jobs.worker.status import StatusServer
-    from pubsub_jobs.worker.supervisor import Supervisor
-
-    supervisor = Supervisor(options)
-    server = None
-    if options.http_port is not None:
-        server = StatusServer(supervisor.status, options.http_port, options.http_host).start()
-    try:
-        with stop_on_signals(supervisor.request_stop, on_second=supervisor.kill,
-                             second_message="second signal: killing the worker processes"):
-            return supervisor.run()
-    finally:
-        if server is not None:
-            server.stop()
+    """Run a worker as the command line does (:func:`pubsub_jobs.worker.run.run_worker`,
+    with the command line's signal handler: the first SIGTERM/SIGINT stops gracefully, the
+    second at once); returns the process exit code. Call it from the main thread."""
+    return run.run_worker(options, on_signals=stop_on_signals)
 
 
 def options_from_args(args: argparse.Namespace) -> WorkerOptions:

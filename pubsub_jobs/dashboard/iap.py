@@ -5,7 +5,7 @@ IAP puts a JWT in ``x-goog-iap-jwt-assertion``, signed with ES256 by keys publis
 google-auth (signature, ``exp``, ``iat``), then the algorithm, the issuer
 (``https://cloud.google.com/iap``) and the audience (``/projects/NUMBER/global/backendServices/ID``
 for a load balancer, ``/projects/NUMBER/apps/PROJECT`` for App Engine). Certificates are
-cached for their ``max-age`` (:class:`~pubsub_jobs.push.auth.CachingRequest`).
+cached for their ``max-age`` (:class:`~pubsub_jobs._http.certificates.CachingRequest`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from google.auth import exceptions as auth_exceptions
 from google.oauth2 import id_token
 
-from pubsub_jobs.push.auth import CachingRequest
+from pubsub_jobs._http.certificates import CachingRequest
 
 __all__ = ["IAP_HEADER", "IAP_ISSUER", "IapRefused", "IapVerifier"]
 

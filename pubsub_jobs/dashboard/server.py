@@ -1,9 +1,10 @@
 """The dashboard on uvicorn (the ``dashboard`` extra): in the foreground for ``pubsub-jobs
 dashboard``, or in a thread for tests and scripts.
 
-uvicorn is the ASGI server the push endpoint runs on too. The server installs no signal
-handler (the command line has its own) and starts and stops the heartbeat listener through
-the application's lifespan, so the dashboard's subscription is deleted on every clean exit.
+uvicorn is the ASGI server the push endpoint runs on too (:mod:`pubsub_jobs._http.serving`
+serves both). The server installs no signal handler (the command line has its own) and
+starts and stops the heartbeat listener through the application's lifespan, so the
+dashboard's subscription is deleted on every clean exit.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ except ImportError as exc:  # pragma: no cover - the extra names it
         "the dashboard needs the dashboard extra: pip install 'pubsub-jobs[dashboard]'"
     ) from exc
 
-from pubsub_jobs.push.server import QuietServer, bind_socket, serve_in_thread  # noqa: E402
+from pubsub_jobs._http.serving import (  # noqa: E402 - after the extra's message
+    QuietServer,
+    base_url,
+    bind_socket,
+    serve_in_thread,
+)
 
 __all__ = ["DashboardServer"]
 
@@ -47,8 +53,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return base_url(self.host, self.port)
 
     def run(self) -> None:
         """Serve in this thread until :meth:`request_stop`."""

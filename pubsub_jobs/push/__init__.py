@@ -8,15 +8,16 @@ authenticated with Google-signed OIDC tokens (:mod:`.auth`). The endpoint comes 
 - :class:`PushASGIApp`, served by ``pubsub-jobs push-server`` (:class:`PushServer`, on
   uvicorn: extra ``push``) or mounted in Starlette or FastAPI;
 - :class:`PushWSGIApp`, for WSGI servers and Flask;
-- :func:`pubsub_jobs.push.django.push_view`, a Django view.
+- :func:`pubsub_jobs.adapters.django.push.push_view`, a Django view.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pubsub_jobs._http.certificates import CachingRequest
 from pubsub_jobs.push.asgi import PushASGIApp
-from pubsub_jobs.push.auth import CachingRequest, TokenVerifier
+from pubsub_jobs.push.auth import TokenVerifier
 from pubsub_jobs.push.envelope import MAX_BODY_BYTES, PushedMessage, parse_envelope
 from pubsub_jobs.push.handler import (
     DEFAULT_CONCURRENCY,

@@ -15,12 +15,9 @@ rather than queueing requests in one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pubsub_jobs.errors import ConfigurationError
@@ -34,6 +31,13 @@ except ImportError as exc:
         "the push server needs the push extra: pip install 'pubsub-jobs[push]' (or mount "
         "pubsub_jobs.push.PushASGIApp or PushWSGIApp in a server of your own)"
     ) from exc
+
+from pubsub_jobs._http.serving import (  # noqa: E402 - after the extra's message
+    QuietServer,
+    base_url,
+    bind_socket,
+    serve_in_thread,
+)
 
 log = logging.getLogger("pubsub_jobs.push")
 
@@ -84,8 +88,7 @@ class PushServer:
     @property
     def url(self) -> str:
         """The server's base URL (``http://host:port``); Pub/Sub pushes to ``/push/QUEUE``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return base_url(self.host, self.port)
 
     def run(self) -> None:
         """Serve in this thread until :meth:`request_stop`; then let open requests finish
@@ -151,50 +154,3 @@ class PushServer:
         log.info("push server on %s: POST /push/{%s}, %d job(s) at once, up to %d "
                  "connections", self.url, ",".join(self.app.handler.queues), self.concurrency,
                  self.max_connections)
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (port 0: any free one), for uvicorn to serve on."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc}") from None
-    return sock
-
-
-def serve_in_thread(
-    server: QuietServer, sock: socket.socket, name: str, timeout: float
-) -> threading.Thread:
-    """Run ``server`` on ``sock`` in a daemon thread; return once it accepts connections, or
-    raise :class:`ConfigurationError` (its message is the reason, if any) after ``timeout``."""
-    failed: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # noqa: B036 - reported below, not lost
-            failed.append(exc)
-        finally:
-            sock.close()
-
-    thread = threading.Thread(target=serve, name=name, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if not server.started:
-        raise ConfigurationError(f": {failed[0]!r}" if failed else "")
-    return thread
-
-
-class QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signals alone: the library installs no handlers, and the
-    command line has its own (first signal: stop gracefully; second: exit at once)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield

@@ -78,7 +78,7 @@ class Supervisor:
         return self._stop_children()
 
     def _start(self, child: _Child) -> None:
-        argv = [sys.executable, "-m", "pubsub_jobs.cli._child"]
+        argv = [sys.executable, "-m", "pubsub_jobs.worker._child"]
         options = self.options.model_copy(
             update={"processes": None, "http_port": None, "status_file": child.status_file}
         )

@@ -179,7 +179,7 @@ def serve_asgi() -> Iterator[Callable[[Any], str]]:
     thread, its lifespan included; returns its URL. Stopped after the test."""
     import uvicorn
 
-    from pubsub_jobs.push.server import QuietServer, bind_socket, serve_in_thread
+    from pubsub_jobs._http.serving import QuietServer, bind_socket, serve_in_thread
 
     running: list[tuple[QuietServer, threading.Thread]] = []
 

@@ -235,7 +235,7 @@ def test_a_subscription_without_dead_letter_policy_is_refused(pubsub_jobs_settin
 def test_a_hanging_stop_dumps_the_stacks_and_exits_non_zero(hard):
     """Item 16: a graceful stop ends within --shutdown-timeout plus STOP_GRACE, whatever
     hangs; the log shows every thread's stack."""
-    from pubsub_jobs.cli.worker import STOP_GRACE
+    from pubsub_jobs.worker.run import STOP_GRACE
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "pubsub_jobs", "worker", "tests.jobs_hang", "--queue", "hard",

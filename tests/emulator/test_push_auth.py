@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
+from pubsub_jobs._http.certificates import CachingRequest
 from pubsub_jobs.errors import ConfigurationError, PushRefused
-from pubsub_jobs.push.auth import CachingRequest, TokenVerifier
+from pubsub_jobs.push.auth import TokenVerifier
 from pubsub_jobs.push.server import PushServer
 from pubsub_jobs.settings import Settings, configure, load_settings
 from tests import jobs_push
@@ -325,6 +326,6 @@ def test_authentication_settings_are_checked_when_the_endpoint_is_built(monkeypa
     ({}, 300),
 ])
 def test_how_long_a_response_is_kept(headers, seconds):
-    from pubsub_jobs.push.auth import _max_age
+    from pubsub_jobs._http.certificates import _max_age
 
     assert _max_age(headers, 300) == seconds

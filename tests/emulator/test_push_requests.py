@@ -191,7 +191,7 @@ django.setup()
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import path
-from pubsub_jobs.push.django import push_view
+from pubsub_jobs.adapters.django.push import push_view
 from tests import jobs_push
 
 urls = types.ModuleType("push_urls")

@@ -1,5 +1,5 @@
-"""Django integration: a backend for Django's tasks framework, and the ``pubsub_worker``
-management command.
+"""Django integration: a backend for Django's tasks framework, the ``pubsub_worker``
+management command, and the push endpoint as a view (:mod:`.push`).
 
     TASKS = {"default": {"BACKEND": "pubsub_jobs.adapters.django.PubSubBackend",
                          "QUEUES": ["default"], "OPTIONS": {"project_id": "my-project"}}}

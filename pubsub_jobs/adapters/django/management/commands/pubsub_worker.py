@@ -1,8 +1,10 @@
 """``python manage.py pubsub_worker --queue Q``: ``pubsub-jobs worker`` for this project.
 
 The options are the worker's: they become a :class:`~pubsub_jobs.worker.WorkerOptions` for
-:func:`pubsub_jobs.cli.worker.run_worker`, which finds the project's tasks (Django already
-set up) through ``DJANGO_SETTINGS_MODULE``.
+:func:`pubsub_jobs.worker.run.run_worker`, which finds the project's tasks (Django already
+set up) through ``DJANGO_SETTINGS_MODULE``. An entry point like the command line, it logs
+and handles signals as the command line does (first SIGTERM/SIGINT: stop gracefully;
+second: at once).
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ class Command(BaseCommand):  # type: ignore[misc]
 
     def handle(self, *args: str, **options: Any) -> None:
         from pubsub_jobs.adapters.django.worker import worker_backend
+        from pubsub_jobs.cli._signals import stop_on_signals
         from pubsub_jobs.cli.logs import setup_logging
-        from pubsub_jobs.cli.worker import run_worker
         from pubsub_jobs.errors import JobError
         from pubsub_jobs.worker import QueueSpec, WorkerOptions
+        from pubsub_jobs.worker.run import run_worker
 
         queues = options["queue"]
         if not queues:
@@ -84,7 +87,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 **given,
             )
             setup_logging(worker_options.log_level, worker_options.log_format)
-            code = run_worker(worker_options)
+            code = run_worker(worker_options, on_signals=stop_on_signals)
         except JobError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         if code:

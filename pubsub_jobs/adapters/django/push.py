@@ -1,7 +1,7 @@
 """The push endpoint as a Django view, for a project's ``urls.py``::
 
     from django.urls import path
-    from pubsub_jobs.push.django import push_view
+    from pubsub_jobs.adapters.django.push import push_view
 
     urlpatterns = [
         path("push/<str:queue>", push_view()),
