@@ -18,7 +18,7 @@ from pubsub_jobs._errors import describe
 from pubsub_jobs.context import JobContext
 from pubsub_jobs.message import JobMessage, format_time, truncate_utf8, utcnow
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 #: Attribute of a rescheduled job (long-wait retry): attempts made before this message.
 PREVIOUS_ATTEMPTS = "previous_attempts"

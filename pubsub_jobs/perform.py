@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pubsub_jobs.cron.schedules import ScheduledDelivery
     from pubsub_jobs.jobs import Job
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 
 class PerformHooks(Protocol):

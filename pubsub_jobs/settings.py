@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from pubsub_jobs import _settings_errors as _errors
 from pubsub_jobs.errors import ConfigurationError
 
-log = logging.getLogger("pubsub_jobs.settings")
+log = logging.getLogger(__name__)
 
 #: Project used against the emulator when none is configured; the emulator accepts any.
 EMULATOR_PROJECT = "local-project"

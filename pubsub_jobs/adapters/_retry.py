@@ -32,7 +32,7 @@ from pubsub_jobs.errors import EnqueueError, TopicNotFound, describe, is_transie
 if TYPE_CHECKING:
     from tenacity import RetryCallState, Retrying
 
-log = logging.getLogger("pubsub_jobs.adapters")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

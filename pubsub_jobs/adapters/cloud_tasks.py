@@ -42,7 +42,7 @@ from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
 from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM
 from pubsub_jobs.settings import Settings
 
-log = logging.getLogger("pubsub_jobs.adapters.cloud_tasks")
+log = logging.getLogger(__name__)
 
 # google-cloud-tasks ships type hints and google-cloud-pubsub does not: once mypy sees the
 # former it resolves the ``google.cloud`` namespace and then misses ``pubsub_v1`` in every

@@ -30,7 +30,7 @@ from pubsub_jobs.adapters.clients import pubsub_clients
 from pubsub_jobs.errors import ConfigurationError, TopologyDrift
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.admin.topology")
+log = logging.getLogger(__name__)
 
 #: Dead-letter subscriptions keep their messages for a person to see: long ack deadline.
 DEAD_LETTER_ACK_DEADLINE = 60

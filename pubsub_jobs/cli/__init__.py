@@ -18,7 +18,7 @@ from pubsub_jobs.cli.logs import setup_logging
 from pubsub_jobs.errors import JobError
 from pubsub_jobs.settings import describe_settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.cli")
+log = logging.getLogger(__name__)
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:

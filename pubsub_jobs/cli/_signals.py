@@ -16,7 +16,7 @@ from pubsub_jobs.worker.run import exit_now
 
 __all__ = ["EXIT_INTERRUPTED", "exit_now", "stop_on_signals"]
 
-log = logging.getLogger("pubsub_jobs.cli")
+log = logging.getLogger(__name__)
 
 #: Exit code after a second signal (128 + SIGINT, as shells report an interrupted command).
 EXIT_INTERRUPTED = 130

@@ -18,7 +18,7 @@ from pubsub_jobs.cli._signals import stop_on_signals
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.worker.run import load_jobs
 
-log = logging.getLogger("pubsub_jobs.cli")
+log = logging.getLogger(__name__)
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:

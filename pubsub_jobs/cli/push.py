@@ -17,7 +17,7 @@ from pubsub_jobs.cli._signals import exit_now, stop_on_signals
 from pubsub_jobs.settings import configure, get_settings
 from pubsub_jobs.worker.run import load_jobs
 
-log = logging.getLogger("pubsub_jobs.cli")
+log = logging.getLogger(__name__)
 
 
 def _cmd_push_server(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.message import format_time, parse_time, utcnow
 from pubsub_jobs.settings import Settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.cron")
+log = logging.getLogger(__name__)
 
 #: ``publish(queue, data, attributes)`` puts one message on a queue's topic and returns its
 #: message id once Pub/Sub confirmed it.

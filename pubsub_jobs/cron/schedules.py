@@ -38,7 +38,7 @@ from pubsub_jobs.message import (
 if TYPE_CHECKING:
     from pubsub_jobs._codec import ArgumentCodec
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "UTC"
 #: The attribute naming the schedule a message was published for.

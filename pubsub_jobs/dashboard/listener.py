@@ -29,7 +29,7 @@ from pubsub_jobs.worker.heartbeat import KIND
 
 __all__ = ["EXPIRES_AFTER", "RETENTION", "RETRY_SECONDS", "HeartbeatListener"]
 
-log = logging.getLogger("pubsub_jobs.dashboard")
+log = logging.getLogger(__name__)
 
 #: Pub/Sub's shortest expiration: an abandoned subscription is deleted a day after its last pull.
 EXPIRES_AFTER = timedelta(days=1)

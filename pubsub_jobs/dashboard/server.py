@@ -35,7 +35,7 @@ from pubsub_jobs._http.serving import (  # noqa: E402 - after the extra's messag
 
 __all__ = ["DashboardServer"]
 
-log = logging.getLogger("pubsub_jobs.dashboard")
+log = logging.getLogger(__name__)
 
 
 class DashboardServer:

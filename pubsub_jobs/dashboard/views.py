@@ -32,7 +32,7 @@ from pubsub_jobs.errors import JobError, describe
 
 __all__ = ["Views"]
 
-log = logging.getLogger("pubsub_jobs.dashboard")
+log = logging.getLogger(__name__)
 
 _MAX_IDS = 1000
 

@@ -33,7 +33,7 @@ from pubsub_jobs.push.handler import (
     PushResponse,
 )
 
-log = logging.getLogger("pubsub_jobs.push")
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

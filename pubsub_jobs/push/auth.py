@@ -40,7 +40,7 @@ from pubsub_jobs._http.certificates import CachingRequest
 from pubsub_jobs.errors import ConfigurationError, PushRefused
 from pubsub_jobs.settings import Settings
 
-log = logging.getLogger("pubsub_jobs.push")
+log = logging.getLogger(__name__)
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 #: Seconds of clock difference tolerated on ``exp`` and ``iat``.

@@ -22,7 +22,7 @@ from pubsub_jobs.jobs import Registry, default_registry
 from pubsub_jobs.push.handler import PUSH_ACK_DEADLINE, PUSH_PREFIX
 from pubsub_jobs.settings import Settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.push")
+log = logging.getLogger(__name__)
 
 
 def check_subscriptions(

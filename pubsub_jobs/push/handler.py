@@ -63,7 +63,7 @@ from pubsub_jobs.push.envelope import (
 )
 from pubsub_jobs.settings import Settings, get_settings
 
-log = logging.getLogger("pubsub_jobs.push")
+log = logging.getLogger(__name__)
 
 #: Jobs a push endpoint runs at once, unless told otherwise.
 DEFAULT_CONCURRENCY = 10

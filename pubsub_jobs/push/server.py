@@ -39,7 +39,7 @@ from pubsub_jobs._http.serving import (  # noqa: E402 - after the extra's messag
     serve_in_thread,
 )
 
-log = logging.getLogger("pubsub_jobs.push")
+log = logging.getLogger(__name__)
 
 #: Seconds open requests may take to finish after a stop is asked (Cloud Run gives 10).
 DEFAULT_SHUTDOWN_TIMEOUT = 8.0

@@ -35,7 +35,7 @@ from pubsub_jobs.settings import Settings
 
 __all__ = ["INTERVAL", "KIND", "MAX_RUNNING", "Heartbeat", "beat_payload"]
 
-log = logging.getLogger("pubsub_jobs.worker.heartbeat")
+log = logging.getLogger(__name__)
 
 #: Seconds between two beats of a worker.
 INTERVAL = 5.0

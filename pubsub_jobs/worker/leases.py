@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from google.cloud.pubsub_v1.subscriber.message import Message
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:

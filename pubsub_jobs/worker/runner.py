@@ -48,7 +48,7 @@ from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
 from pubsub_jobs.worker.status import StatusFileWriter, StatusServer
 from pubsub_jobs.worker.streams import Streams
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 
 class Worker:

@@ -24,7 +24,7 @@ from pubsub_jobs.worker.metrics import prometheus_text
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 StatusSource = Callable[[], dict[str, Any]]
 

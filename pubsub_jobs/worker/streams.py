@@ -21,7 +21,7 @@ from pubsub_jobs.settings import Settings
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
 from pubsub_jobs.worker.threads import JobThreads
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 
 class Streams:

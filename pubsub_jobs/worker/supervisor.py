@@ -26,7 +26,7 @@ from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.worker.options import WorkerOptions
 from pubsub_jobs.worker.status import aggregate
 
-log = logging.getLogger("pubsub_jobs.supervisor")
+log = logging.getLogger(__name__)
 
 SUPERVISOR_ENV = "PUBSUB_JOBS_SUPERVISOR_PID"
 #: A child's options, as the JSON of :class:`WorkerOptions` (never a command line to parse).

@@ -28,7 +28,7 @@ from typing import Any
 from google.cloud.pubsub_v1.subscriber.message import Message
 from google.cloud.pubsub_v1.subscriber.scheduler import Scheduler
 
-log = logging.getLogger("pubsub_jobs.worker")
+log = logging.getLogger(__name__)
 
 _Work = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 

@@ -101,7 +101,7 @@ def test_cli_worker_logs_json_with_middleware_from_the_command_line(
     )
     assert proc.returncode == 0, proc.stderr
     entries = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    assert any(e["logger"] == "pubsub_jobs.worker" for e in entries), proc.stderr
+    assert any(e["logger"].startswith("pubsub_jobs.worker.") for e in entries), proc.stderr
     [done] = [e for e in entries if e["logger"] == "pubsub_jobs.jobs"]
     assert done["severity"] == "INFO"
     assert (done["job_id"], done["job_name"], done["queue"], done["attempt"],

@@ -80,3 +80,27 @@ def test_the_checker_catches_an_arrow_against_the_direction() -> None:
     assert against_direction(graph) == [("pubsub_jobs.jobs", "pubsub_jobs.worker.runner")]
     assert cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]
     assert LAYERS[0][0] == "core"
+
+
+#: The loggers not named for their module, and why: the logging middleware's job lines go
+#: to a logger the user names (default ``pubsub_jobs.jobs``, documented); the Cloud Tasks
+#: emulator's server runs in its own process under the emulator's names; the demo quiets
+#: the whole package.
+_OTHER_LOGGERS = {
+    "pubsub_jobs/middleware/logging.py": 1,
+    "pubsub_jobs/emulator/_tasks_server.py": 2,
+    "pubsub_jobs/cli/demo.py": 1,
+}
+
+
+def test_loggers_are_named_for_their_module() -> None:
+    """``logging.getLogger(__name__)`` everywhere, so a log line names the module that
+    wrote it (a push server's failure is not logged as the worker's)."""
+    root = Path(__file__).resolve().parents[2]
+    found = {}
+    for path in sorted((root / PACKAGE_ROOT).rglob("*.py")):
+        calls = [line for line in path.read_text().splitlines()
+                 if "logging.getLogger(" in line and "getLogger(__name__)" not in line]
+        if calls:
+            found[path.relative_to(root).as_posix()] = len(calls)
+    assert found == _OTHER_LOGGERS

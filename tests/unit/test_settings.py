@@ -187,7 +187,7 @@ def test_a_retry_after_a_failure_is_logged_with_its_attempt(
 ) -> None:
     fn = Flaky([gexc.ServiceUnavailable("down")])
     _retry.call(fn, attempts=3, what="publish to t", sleep=no_sleep([]))
-    [record] = [r for r in caplog.records if r.name == "pubsub_jobs.adapters"]
+    [record] = [r for r in caplog.records if r.name == "pubsub_jobs.adapters._retry"]
     assert "publish to t: attempt 1 of 3 failed (ServiceUnavailable: 503 down)" in (
         record.getMessage()
     )

@@ -28,7 +28,7 @@ from typing import Any
 from pubsub_jobs.context import current_job
 from pubsub_jobs.jobs import Job, Registry, default_registry
 
-log = logging.getLogger("pubsub_jobs.django")
+log = logging.getLogger(__name__)
 
 
 def setup_worker(modules: Sequence[str] = (), registry: Registry | None = None) -> Registry:

@@ -231,7 +231,7 @@ class TestDerivedJobId:
 
     def test_an_undeclared_schedule_takes_the_minute(self, performer, ran, caplog):
         attributes = {**jobs_cron.QUARTERLY.attributes(), "schedule": "gone"}
-        with caplog.at_level(logging.WARNING, "pubsub_jobs.worker"):
+        with caplog.at_level(logging.WARNING, "pubsub_jobs.cron.schedules"):
             performer.perform(Delivery(jobs_cron.QUARTERLY.data(), attributes, "m1", 1, "cron",
                                        utc("2026-01-15T10:16:02.5")))
         assert ran[0][1] == "gone@2026-01-15T10:16:00Z"
