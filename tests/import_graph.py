@@ -36,7 +36,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("middleware", ["pubsub_jobs.middleware"]),
     # _http: serving ASGI apps on uvicorn, fetching token certificates (push, dashboard).
-    ("adapters", ["pubsub_jobs.adapters", "pubsub_jobs._http"]),
+    # _process: what an entry-point process sets up (logging, the one signal handler).
+    ("adapters", ["pubsub_jobs.adapters", "pubsub_jobs._http", "pubsub_jobs._process"]),
     # Reading and changing a queue's dead set sits below the operations, since admin's queue
     # status counts it (``--count-dead``) and siblings of the next layer stay apart.
     ("dead set", ["pubsub_jobs.dead"]),
@@ -44,11 +45,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs.worker", "pubsub_jobs.push", "pubsub_jobs.cron", "pubsub_jobs.admin",
         "pubsub_jobs.emulator",
     ]),
-    # The supervisor's child process (worker/_child) is an entry point like the CLI: it
-    # logs and handles signals as the CLI does.
     ("entry points", [
-        "pubsub_jobs.cli", "pubsub_jobs.dashboard", "pubsub_jobs.testing",
-        "pubsub_jobs.worker._child", "pubsub_jobs.__main__",
+        "pubsub_jobs.cli", "pubsub_jobs.dashboard", "pubsub_jobs.testing", "pubsub_jobs.__main__",
     ]),
     # Django's modules that run jobs sit on top beside the CLI: the push view (for a
     # project's URLs) and the pubsub_worker command, which Django finds only inside the

@@ -12,9 +12,9 @@ from typing import Any
 
 from google.auth.exceptions import DefaultCredentialsError
 
+from pubsub_jobs._process import setup_logging
 from pubsub_jobs.cli import worker
 from pubsub_jobs.cli._imports import import_job, load_app
-from pubsub_jobs.cli.logs import setup_logging
 from pubsub_jobs.errors import JobError
 from pubsub_jobs.settings import describe_settings, get_settings
 

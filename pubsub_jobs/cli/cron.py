@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.cli._signals import stop_on_signals
+from pubsub_jobs._process import stop_on_signals
 from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.settings import get_settings
 from pubsub_jobs.worker.run import import_modules, load_jobs

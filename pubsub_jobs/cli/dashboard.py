@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from pubsub_jobs.cli._signals import stop_on_signals
+from pubsub_jobs._process import stop_on_signals
 from pubsub_jobs.errors import ConfigurationError
 from pubsub_jobs.worker.run import load_jobs
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from pubsub_jobs._process import EXIT_INTERRUPTED, stop_on_signals
 from pubsub_jobs.cli._pubsub_errors import EXIT_FAILED, pubsub_errors
-from pubsub_jobs.cli._signals import EXIT_INTERRUPTED, stop_on_signals
 from pubsub_jobs.dead.job import DERIVED_REASON, REASONS, DeadJob
 from pubsub_jobs.errors import DeadJobNotFound
 

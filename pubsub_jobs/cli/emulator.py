@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.cli._signals import stop_on_signals
+from pubsub_jobs._process import stop_on_signals
 from pubsub_jobs.errors import EmulatorError
 from pubsub_jobs.settings import EMULATOR_PROJECT, get_settings
 

@@ -13,7 +13,7 @@ import argparse
 import logging
 from typing import Any
 
-from pubsub_jobs.cli._signals import exit_now, stop_on_signals
+from pubsub_jobs._process import exit_now, stop_on_signals
 from pubsub_jobs.settings import configure, get_settings
 from pubsub_jobs.worker.run import load_jobs
 

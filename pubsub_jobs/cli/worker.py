@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pubsub_jobs.cli._signals import stop_on_signals
+from pubsub_jobs._process import stop_on_signals
 from pubsub_jobs.worker import run
 from pubsub_jobs.worker.options import DEFAULT_PREFETCH, QueueSpec, WorkerOptions
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pubsub_jobs.cli._signals import stop_on_signals
-from pubsub_jobs.cli.logs import setup_logging
+from pubsub_jobs._process import setup_logging, stop_on_signals
 from pubsub_jobs.worker.run import run_worker
 from pubsub_jobs.worker.supervisor import OPTIONS_ENV, child_options
 

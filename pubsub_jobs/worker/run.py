@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import faulthandler
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
+from pubsub_jobs._process import exit_now
 from pubsub_jobs.settings import configure, get_settings
 from pubsub_jobs.worker.options import WorkerOptions
 
-__all__ = ["EXIT_FAILED", "STOP_GRACE", "OnSignals", "exit_now", "import_modules", "load_jobs",
+__all__ = ["EXIT_FAILED", "STOP_GRACE", "OnSignals", "import_modules", "load_jobs",
            "run_worker"]
 
 #: Exit codes: 0 a clean stop, 1 the worker failed (a stream ended: the message says why,
@@ -35,7 +35,7 @@ STOP_GRACE = 10.0
 class OnSignals(Protocol):
     """An entry point's signal handler, as a context manager: while inside, the first
     SIGINT/SIGTERM calls ``on_first`` and the second ``on_second``, then leaves the process
-    with ``second_message`` logged (``pubsub_jobs.cli._signals.stop_on_signals``)."""
+    with ``second_message`` logged (``pubsub_jobs._process.stop_on_signals``)."""
 
     def __call__(
         self,
@@ -105,18 +105,6 @@ def import_modules(modules: Sequence[str]) -> None:
         sys.path.insert(0, os.getcwd())
     for name in modules:
         importlib.import_module(name)
-
-
-def exit_now(code: int, *, dump_threads: bool = False) -> None:
-    """Leave the process at once, without waiting for threads that would block a normal
-    exit (a job that outlived the shutdown timeout). With ``dump_threads`` every thread's
-    stack goes to standard error first, so a hang can be read from the log."""
-    if dump_threads:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _run_supervisor(options: WorkerOptions, on_signals: OnSignals) -> int:

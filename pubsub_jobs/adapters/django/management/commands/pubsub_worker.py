@@ -54,9 +54,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             parser.add_argument(flag, type=kind, help=text)
 
     def handle(self, *args: str, **options: Any) -> None:
+        from pubsub_jobs._process import setup_logging, stop_on_signals
         from pubsub_jobs.adapters.django.worker import worker_backend
-        from pubsub_jobs.cli._signals import stop_on_signals
-        from pubsub_jobs.cli.logs import setup_logging
         from pubsub_jobs.errors import JobError
         from pubsub_jobs.worker import QueueSpec, WorkerOptions
         from pubsub_jobs.worker.run import run_worker
