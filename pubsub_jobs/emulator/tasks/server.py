@@ -33,7 +33,7 @@ class TasksServer:
         tombstone_seconds: float = DEFAULT_TOMBSTONE_SECONDS,
         queues: Sequence[str] = (),
         clock: Callable[[], float] | None = None,
-        dispatch_threads: int = 32,
+        dispatch_threads: int = 64,
     ) -> None:
         self.store = TaskStore(tombstone_seconds=tombstone_seconds, clock=clock or time.time)
         for name in queues:
