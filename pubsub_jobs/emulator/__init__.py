@@ -1,7 +1,8 @@
 """The local emulators, for development and tests: Google's Pub/Sub emulator (with
-pubsub-jobs' fixes) and a Cloud Tasks emulator (``gcloud-tasks-emulator``), both bound to
-127.0.0.1. ``pubsub-jobs emulator start|stop`` is their command line; the pytest plugin's
-``pubsub_emulator`` and ``cloud_tasks_emulator`` fixtures start them for tests.
+pubsub-jobs' fixes) and pubsub-jobs' own Cloud Tasks emulator
+(:mod:`~pubsub_jobs.emulator.tasks`), both bound to 127.0.0.1. ``pubsub-jobs emulator
+start|stop`` is their command line; the pytest plugin's ``pubsub_emulator`` and
+``cloud_tasks_emulator`` fixtures start them for tests.
 
 Pub/Sub emulator 0.8.20 (Cloud SDK 528) has two bugs that lose messages, which we fix in the
 emulator by compiling a replacement class (shipped in ``java/``) against its jar and putting
@@ -22,7 +23,8 @@ The modules: :mod:`~pubsub_jobs.emulator.installation` (finding the emulator and
 (which fixes a jar needs, compiling them), :mod:`~pubsub_jobs.emulator.process` (spawning,
 readiness, pid files, stopping), :mod:`~pubsub_jobs.emulator.network` (loopback addresses,
 ports), :mod:`~pubsub_jobs.emulator.cache` (the cache folder), and one module per emulator:
-:mod:`~pubsub_jobs.emulator.pubsub` and :mod:`~pubsub_jobs.emulator.cloud_tasks`.
+:mod:`~pubsub_jobs.emulator.pubsub` and :mod:`~pubsub_jobs.emulator.cloud_tasks` (which starts
+the server of :mod:`~pubsub_jobs.emulator.tasks` as a process).
 
 Errors are :class:`pubsub_jobs.errors.EmulatorError` (and its subclass
 :class:`~pubsub_jobs.errors.EmulatorAlreadyRunning`). Nothing here installs a signal handler.

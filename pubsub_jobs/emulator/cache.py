@@ -1,8 +1,8 @@
 """The folder that holds the emulators' files: ``$XDG_CACHE_HOME/pubsub-jobs``, by default
 ``~/.cache/pubsub-jobs``.
 
-It holds the emulators' logs, the pid files of detached emulators, the compiled fixes of the
-Pub/Sub emulator and the Cloud Tasks emulator's virtualenv.
+It holds the emulators' logs, the pid files of detached emulators and the compiled fixes of
+the Pub/Sub emulator.
 """
 
 from __future__ import annotations

@@ -1,28 +1,20 @@
-"""Starting, probing and stopping a Cloud Tasks emulator (PyPI ``gcloud-tasks-emulator``).
+"""Starting, probing and stopping pubsub-jobs' own Cloud Tasks emulator.
 
-Google ships no Cloud Tasks emulator. ``gcloud-tasks-emulator`` serves the Cloud Tasks gRPC
-API and dispatches HTTP tasks when due, but it pins an old protobuf, so it runs from a
-virtualenv of its own, created on first use under the user's cache directory
-(``~/.cache/pubsub-jobs/tasks-emulator-venv``), never in the project's environment. Its own
-command line binds every interface; we run it through ``_tasks_server.py`` (beside this
-module, run by path with that virtualenv's Python), which binds the one loopback address
-asked for, and answers as Cloud Tasks does where the emulator did not (creating a queue
-that exists is ALREADY_EXISTS, getting a missing one NOT_FOUND). Clients reach it through an
-insecure gRPC channel (``CLOUD_TASKS_EMULATOR_HOST``). It does not deduplicate task names,
-cannot get or delete tasks, and retries a failed dispatch at once rather than with a backoff.
+Google ships no Cloud Tasks emulator; pubsub-jobs has its own (:mod:`pubsub_jobs.emulator.tasks`),
+a gRPC server of the Cloud Tasks v2 API that dispatches HTTP tasks as Cloud Tasks does. It
+runs as a process of its own (``python -m pubsub_jobs.emulator.tasks``, with this
+interpreter), so a test can kill it and it does not share the test's GIL; it binds the one
+loopback address asked for, and is ready when it answers ``ListQueues``. Clients reach it
+through an insecure gRPC channel (``CLOUD_TASKS_EMULATOR_HOST``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import logging
 import os
-import shutil
-import subprocess  # noqa: S404 - we run python/pip with argument lists, no shell
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +26,6 @@ from pubsub_jobs.emulator.process import (
     EmulatorCommand,
     EmulatorProcess,
     log_file,
-    log_tail,
     spawn,
     stop_by_pid_file,
     wait_until_ready,
@@ -42,13 +33,9 @@ from pubsub_jobs.emulator.process import (
 from pubsub_jobs.errors import EmulatorAlreadyRunning, EmulatorError
 
 __all__ = [
-    "DEFAULT_MAX_RETRIES",
     "DEFAULT_TASKS_PORT",
-    "PYTHON_ENV",
-    "REQUIREMENT",
-    "SERVER",
+    "SERVER_MODULE",
     "TasksEmulatorProcess",
-    "emulator_python",
     "start_tasks_emulator",
     "stop_detached_tasks_emulator",
     "tasks_emulator_ready",
@@ -57,120 +44,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_TASKS_PORT = 9022
-"""gcloud-tasks-emulator's own default port."""
+"""The Cloud Tasks emulator's default port (as the emulators before it)."""
 
-REQUIREMENT = "gcloud-tasks-emulator==0.6.2"
-"""What the private virtualenv installs (it brings google-cloud-tasks 2.x and protobuf < 5)."""
+SERVER_MODULE = "pubsub_jobs.emulator.tasks"
+"""The module the emulator's process runs (``python -m``)."""
 
-PYTHON_ENV = "PUBSUB_JOBS_TASKS_EMULATOR_PYTHON"
-"""Environment variable naming an interpreter that already has gcloud-tasks-emulator (no venv)."""
-
-DEFAULT_MAX_RETRIES = 100
-"""Dispatches of a failing task before the emulator drops it: it retries at once, without the
-backoff Cloud Tasks has, so an unbounded number would spin on a deleted topic forever."""
-
-SERVER = Path(__file__).with_name("_tasks_server.py")
-"""The program that runs the emulator in its virtualenv (it never imports pubsub_jobs)."""
-
-# Detached emulators started before the server became a file of the package ran a copy of it
-# written to the cache folder under this name: `stop` still recognises them.
-_OLD_SERVER_NAME = "pubsub_jobs_tasks_emulator.py"
-_STAMP_NAME = ".pubsub-jobs-installed"
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-_GRPC_OPTIONS = [("grpc.enable_http_proxy", 0)]
-
-
-# --------------------------------------------------------------------------- the virtualenv
-
-
-def _venv_dir() -> Path:
-    return cache_root() / "tasks-emulator-venv"
-
-
-def _venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def _stamp_text() -> str:
-    return f"{REQUIREMENT}\npython {sys.version_info.major}.{sys.version_info.minor}\n"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path``, so parallel test sessions build the venv only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(argv: Sequence[str], log_path: Path, what: str, timeout: float) -> None:
-    with open(log_path, "ab") as log:
-        log.write(f"# pubsub-jobs: {' '.join(argv)}\n".encode())
-        log.flush()
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed argument list
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                timeout=timeout, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EmulatorError(f"{what} failed ({exc}). See {log_path}") from exc
-    if done.returncode != 0:
-        raise EmulatorError(
-            f"{what} failed with exit code {done.returncode}. Last lines of {log_path}:\n"
-            f"{log_tail(log_path)}"
-        )
-
-
-def emulator_python(*, install_timeout: float = 900.0) -> Path:
-    """The interpreter that runs the emulator: ``$PUBSUB_JOBS_TASKS_EMULATOR_PYTHON``, else the
-    private virtualenv, created and filled from PyPI the first time (which needs network)."""
-    configured = os.environ.get(PYTHON_ENV)
-    if configured:
-        python = Path(configured).expanduser()
-        if not os.access(python, os.X_OK):
-            raise EmulatorError(f"{PYTHON_ENV}={configured} is not an executable interpreter")
-        return python
-    venv = _venv_dir()
-    python = _venv_python(venv)
-    stamp = venv / _STAMP_NAME
-    if _stamp_ok(stamp, python):
-        return python
-    try:
-        with _locked(venv.with_name(venv.name + ".lock")):
-            if _stamp_ok(stamp, python):  # another process built it while we waited
-                return python
-            _install(venv, python, stamp, install_timeout)
-    except OSError as exc:
-        raise EmulatorError(f"Cannot set up the Cloud Tasks emulator in {venv}: {exc}") from exc
-    return python
-
-
-def _install(venv: Path, python: Path, stamp: Path, install_timeout: float) -> None:
-    """Create ``venv`` afresh and install :data:`REQUIREMENT` into it; ``stamp`` marks it done."""
-    log_path = venv.with_name(venv.name + "-install.log")
-    log_path.write_bytes(b"")
-    logger.info("Installing %s into %s (first use; log %s)", REQUIREMENT, venv, log_path)
-    shutil.rmtree(venv, ignore_errors=True)
-    _run([sys.executable, "-m", "venv", str(venv)], log_path,
-         f"Creating a virtualenv for the Cloud Tasks emulator in {venv}", 300)
-    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-          "--quiet", REQUIREMENT], log_path,
-         f"Installing {REQUIREMENT} (from PyPI) into {venv}", install_timeout)
-    stamp.write_text(_stamp_text())
-
-
-def _stamp_ok(stamp: Path, python: Path) -> bool:
-    try:
-        return stamp.read_text() == _stamp_text() and os.access(python, os.X_OK)
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------------------- the emulator
+# No proxy; and while the server is not listening yet, try to connect again every 50 ms
+# (gRPC's default waits a second), so that readiness is seen as soon as it comes.
+_GRPC_OPTIONS = [
+    ("grpc.enable_http_proxy", 0),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 100),
+]
 
 
 def tasks_emulator_ready(host: str, timeout: float = 1.0) -> bool:
@@ -222,16 +109,17 @@ def start_tasks_emulator(
     timeout: float = 60.0,
     detach: bool = False,
     queues: Sequence[str] = (),
-    max_retries: int = DEFAULT_MAX_RETRIES,
+    tombstone_seconds: float | None = None,
 ) -> TasksEmulatorProcess:
     """Start the Cloud Tasks emulator on ``host:port`` (loopback only) and wait until it answers
     ``ListQueues``.
 
-    The first call creates its virtualenv (see :func:`emulator_python`), which is not counted
-    in ``timeout``. ``queues`` (full names, ``projects/P/locations/L/queues/Q``) exist from the
-    start. Output goes to ``log_path`` (default ``~/.cache/pubsub-jobs/tasks-emulator-PORT.log``).
-    ``detach=True`` starts it in a session of its own that outlives this process and records
-    its pid for :func:`stop_detached_tasks_emulator`.
+    ``queues`` (full names, ``projects/P/locations/L/queues/Q``) exist from the start.
+    ``tombstone_seconds`` is how long a task's name stays taken after the task left (default
+    ``$PUBSUB_JOBS_TASKS_TOMBSTONE_SECONDS``, else an hour). Output goes to ``log_path``
+    (default ``~/.cache/pubsub-jobs/tasks-emulator-PORT.log``). ``detach=True`` starts it in
+    a session of its own that outlives this process and records its pid for
+    :func:`stop_detached_tasks_emulator`.
     """
     check_loopback(host)
     address = hostport(host, port)
@@ -246,15 +134,14 @@ def start_tasks_emulator(
             f"Port {port} on {host} is already in use by another program (not a Cloud Tasks "
             "emulator). Stop it or choose another port."
         )
-    python = emulator_python()
-    argv = [str(python), str(SERVER), f"--host={host}", f"--port={port}",
-            f"--max-retries={max_retries}", *(f"--queue={q}" for q in queues)]
-    command = EmulatorCommand(
-        argv=argv, env={}, patched=False,
-        description=f"Cloud Tasks emulator ({REQUIREMENT}, {python})",
-    )
+    argv = [sys.executable, "-m", SERVER_MODULE, f"--host={host}", f"--port={port}",
+            *(f"--queue={q}" for q in queues)]
+    if tombstone_seconds is not None:
+        argv.append(f"--tombstone-seconds={tombstone_seconds:g}")
+    command = EmulatorCommand(argv=argv, env={}, patched=False,
+                              description="Cloud Tasks emulator (pubsub-jobs' own)")
     log_path = log_file(log_path, f"tasks-emulator-{port}.log")
-    # It only calls the local Pub/Sub emulator: never through a proxy.
+    # It calls local targets (the Pub/Sub emulator): never through a proxy.
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     env["PYTHONUNBUFFERED"] = "1"
     pid_path = _pid_file(port) if detach else None
@@ -274,8 +161,4 @@ def stop_detached_tasks_emulator(port: int = DEFAULT_TASKS_PORT, timeout: float 
 
 
 def _is_our_emulator(cmdline: list[str], port: int) -> bool:
-    names = {SERVER.name, _OLD_SERVER_NAME}
-    return (
-        any(Path(arg).name in names for arg in cmdline[1:2])
-        and f"--port={port}" in cmdline
-    )
+    return SERVER_MODULE in cmdline[1:3] and f"--port={port}" in cmdline

@@ -74,8 +74,9 @@ def pubsub_jobs_settings(pubsub_emulator: str) -> Iterator[Settings]:
 def cloud_tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a ready Cloud Tasks emulator; ``CLOUD_TASKS_EMULATOR_HOST`` is set to it.
 
-    Reuses ``CLOUD_TASKS_EMULATOR_HOST`` when an emulator answers there, else starts one (the
-    first time ever, after creating its private virtualenv from PyPI).
+    Reuses ``CLOUD_TASKS_EMULATOR_HOST`` when an emulator answers there, else starts
+    pubsub-jobs' own in a process of its own. A task's name stays taken for
+    ``$PUBSUB_JOBS_TASKS_TOMBSTONE_SECONDS`` (else an hour) after the task left.
     """
     from pubsub_jobs import emulator
 

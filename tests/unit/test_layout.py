@@ -83,12 +83,10 @@ def test_the_checker_catches_an_arrow_against_the_direction() -> None:
 
 
 #: The loggers not named for their module, and why: the logging middleware's job lines go
-#: to a logger the user names (default ``pubsub_jobs.jobs``, documented); the Cloud Tasks
-#: emulator's server runs in its own process under the emulator's names; the demo quiets
+#: to a logger the user names (default ``pubsub_jobs.jobs``, documented); the demo quiets
 #: the whole package.
 _OTHER_LOGGERS = {
     "pubsub_jobs/middleware/logging.py": 1,
-    "pubsub_jobs/emulator/_tasks_server.py": 2,
     "pubsub_jobs/cli/demo.py": 1,
 }
 

@@ -1,10 +1,10 @@
 """Finding the emulators without starting one: a missing jar named by the environment, no
-emulator on the path, a non-loopback host refused, the class-file reader's errors, and the
-Cloud Tasks server's imports (starting and stopping them: tests/emulator/test_emulator.py)."""
+emulator on the path, a non-loopback host refused, the class-file reader's errors (starting
+and stopping them: tests/emulator/test_emulator.py; the Cloud Tasks emulator's logic:
+tests/unit/emulator/tasks/)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -53,21 +53,3 @@ def test_a_malformed_class_file_is_an_emulator_error() -> None:
         parse_class(header + b"\x00\x02\x63", "Bad.class")  # constant pool tag 99
     with pytest.raises(EmulatorError, match="Cannot parse class file"):
         parse_class(header + b"\x00")  # truncated
-
-
-def test_the_tasks_server_imports_nothing_of_pubsub_jobs() -> None:
-    """It runs in the Cloud Tasks emulator's virtualenv, which lacks pubsub-jobs."""
-    from pubsub_jobs.emulator.cloud_tasks import SERVER
-
-    names = []
-    for node in ast.walk(ast.parse(SERVER.read_text())):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names.append(node.module or "")
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
-            names += [arg.value for arg in node.args if isinstance(arg, ast.Constant)]
-    assert "gcloud_tasks_emulator.server" in names
-    assert [n for n in names if n.split(".")[0] == "pubsub_jobs"] == []
-
-
