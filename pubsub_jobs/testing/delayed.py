@@ -40,9 +40,10 @@ _POLL_SECONDS = 0.2
 class PendingDelayedJob:
     """A task of the Cloud Tasks queue that has yet to publish its job to ``queue``.
 
-    ``dispatches`` counts the tries to publish so far; ``last_status`` is the HTTP status
-    of the last one (a publish that failed is tried again). ``scheduled_at`` is the
-    message's attribute as the task will publish it.
+    ``dispatches`` counts the tries to publish so far; ``last_status`` says how the last
+    one went, as Cloud Tasks reports it (``last_attempt.response_status``: its message, such
+    as "HTTP status 404", else its gRPC code); a publish that failed is tried again.
+    ``scheduled_at`` is the message's attribute as the task will publish it.
     """
 
     task: str
@@ -51,7 +52,7 @@ class PendingDelayedJob:
     job_id: str | None
     due: datetime | None
     dispatches: int = 0
-    last_status: int | None = None
+    last_status: str | None = None
     scheduled_at: str | None = None
 
     def describe(self) -> str:
@@ -63,7 +64,7 @@ class PendingDelayedJob:
         if self.dispatches:
             what += f", published {self.dispatches} time(s) without success"
             if self.last_status is not None:
-                what += f" (last HTTP status {self.last_status})"
+                what += f" (last: {self.last_status})"
         return what
 
 
@@ -91,7 +92,7 @@ def pending_delayed_jobs(
         if queue is None:
             continue
         attributes = _attributes(task.http_request.body)
-        status = task.last_attempt.response_status.code if task.dispatch_count else None
+        status = _attempt_status(task) if task.dispatch_count else None
         found.append(PendingDelayedJob(
             task=task.name,
             queue=queue,
@@ -240,3 +241,16 @@ def _still_busy(
         parts = ["jobs kept arriving"]
     return (f"queues {', '.join(queues)} were still busy after {timeout:g} s: "
             + "; ".join(parts))
+
+
+def _attempt_status(task: Any) -> str | None:
+    """How a task's last attempt went: the status message Cloud Tasks (or the emulator) gave
+    it, else its gRPC code (``response_status`` is a ``google.rpc.Status``, not HTTP's); None
+    while the attempt has no answer yet."""
+    attempt = task.last_attempt
+    status = attempt.response_status
+    if status.message:
+        return str(status.message)
+    if status.code or "response_time" in attempt:
+        return f"gRPC code {status.code}"
+    return None

@@ -79,3 +79,26 @@ def test_needs_cloud_tasks_settings(pubsub_jobs_settings, bootstrap_queues, drai
     bootstrap_queues("core")
     with pytest.raises(ConfigurationError, match="Cloud Tasks location"):
         drain_queues("core", wait_for_delayed=True)
+
+
+def test_a_pending_job_says_how_its_last_publish_went(delayed, tag) -> None:
+    """A delayed job for a queue with no topic: Cloud Tasks tries to publish it, the Pub/Sub
+    emulator answers 404, and the pending job says so (``last_status`` is the attempt's status
+    message, not a gRPC code shown as an HTTP status)."""
+    from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client
+    from tests.waiting import wait_for
+
+    ghost = f"ghost-{tag[:8]}"
+    jobs_delayed.remember.using(queue=ghost, delay=0.5).enqueue(tag)
+
+    def tried() -> list:
+        return [p for p in pending_delayed_jobs([ghost], delayed) if p.last_status]
+
+    try:
+        [pending] = wait_for(tried, timeout=30, what="the first publish of the task")
+        assert pending.last_status == "HTTP status 404", pending.last_status
+        assert "last: HTTP status 404" in pending.describe()
+    finally:
+        client = cloud_tasks_client(delayed)
+        for pending in pending_delayed_jobs([ghost], delayed):
+            client.delete_task(name=pending.task)
