@@ -39,6 +39,7 @@ if typing.TYPE_CHECKING:
     from pubsub_jobs.jobs import Job, Registry, default_registry, enqueue_many, job
     from pubsub_jobs.message import EnqueuedJob, JobMessage
     from pubsub_jobs.middleware import Middleware
+    from pubsub_jobs.queues import Queue, queue
     from pubsub_jobs.settings import QueueOptions, Settings, configure, get_settings
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ _HOMES = {
     "pubsub_jobs.jobs": ("Job", "Registry", "default_registry", "enqueue_many", "job"),
     "pubsub_jobs.message": ("EnqueuedJob", "JobMessage"),
     "pubsub_jobs.middleware": ("Middleware",),
+    "pubsub_jobs.queues": ("Queue", "queue"),
     "pubsub_jobs.cron.schedules": ("Schedule", "schedule"),
     "pubsub_jobs.settings": ("QueueOptions", "Settings", "configure", "get_settings"),
 }
@@ -112,6 +114,7 @@ __all__ = [
     "MessageTooLarge",
     "Middleware",
     "PubSubAdapter",
+    "Queue",
     "QueueOptions",
     "Registry",
     "Retry",
@@ -128,6 +131,7 @@ __all__ = [
     "get_adapter",
     "get_settings",
     "job",
+    "queue",
     "schedule",
     "set_adapter",
     "use_adapter",

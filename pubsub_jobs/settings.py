@@ -19,47 +19,21 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Collection, Iterable
-from datetime import timedelta
 from types import FrameType
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from pubsub_jobs import _settings_errors as _errors
 from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.queues import QueueOptions as QueueOptions
+from pubsub_jobs.queues import call_site, merged_options, option_sources, queue_description
 
 log = logging.getLogger(__name__)
 
 #: Project used against the emulator when none is configured; the emulator accepts any.
 EMULATOR_PROJECT = "local-project"
-
-
-class QueueOptions(BaseModel):
-    """How one queue's subscriptions are set up; the same values feed bootstrap and Terraform."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_delivery_attempts: int = Field(5, ge=5, le=100)
-    min_retry_backoff: timedelta = timedelta(seconds=10)
-    max_retry_backoff: timedelta = timedelta(seconds=600)
-    ack_deadline_seconds: int = Field(60, ge=10, le=600)
-    message_retention: timedelta = timedelta(days=7)
-    dead_letter_retention: timedelta = timedelta(days=7)
-
-    @field_validator("min_retry_backoff", "max_retry_backoff")
-    @classmethod
-    def _backoff_range(cls, value: timedelta) -> timedelta:
-        if not timedelta(0) <= value <= timedelta(seconds=600):
-            raise ValueError("a retry backoff is between 0 and 600 seconds (Pub/Sub's limits)")
-        return value
-
-    @field_validator("message_retention", "dead_letter_retention")
-    @classmethod
-    def _retention_range(cls, value: timedelta) -> timedelta:
-        if not timedelta(minutes=10) <= value <= timedelta(days=7):
-            raise ValueError("a subscription keeps messages between 10 minutes and 7 days")
-        return value
 
 
 class Settings(BaseSettings):
@@ -175,8 +149,19 @@ class Settings(BaseSettings):
         return value
 
     def queue_options(self, queue: str) -> QueueOptions:
-        """The options of ``queue``: its own entry, else the defaults."""
-        return self.queues.get(queue, self.queue_defaults)
+        """The options of ``queue``: what its declaration in code gives
+        (:func:`pubsub_jobs.queue`), else its own entry of ``queues``, else
+        ``queue_defaults``. A ``queues`` entry that contradicts the declaration is logged
+        once as a warning naming both; the declaration wins."""
+        return merged_options(queue, self.queues.get(queue), self.queue_defaults,
+                              lambda: _given_source("queues"))
+
+    def queue_option_sources(self, queue: str) -> dict[str, str]:
+        """Where each option of :meth:`queue_options` comes from: ``queue() at app.py:3``,
+        ``PUBSUB_JOBS_QUEUES`` (or the ``configure()`` call that set it), the same for
+        ``queue_defaults``, or ``the default``."""
+        return option_sources(queue, self.queues.get(queue), self.queue_defaults,
+                              _given_source("queues"), _given_source("queue_defaults"))
 
     def require_project(self) -> str:
         """The project id, or the emulator's stand-in; a clear error when neither is set."""
@@ -357,14 +342,23 @@ def naming_hint(settings: Settings, queue: str, existing: Collection[str],
 
 
 def _call_site(frame: FrameType) -> str:
-    """``configure() at app.py:4``: the file (relative to the working directory, when under
-    it) and line of the call."""
-    path = os.path.abspath(frame.f_code.co_filename)
-    try:
-        shown = os.path.relpath(path)
-    except ValueError:  # another drive
-        shown = path
-    return f"configure() at {shown if not shown.startswith('..') else path}:{frame.f_lineno}"
+    """``configure() at app.py:4``: the file and line of the call."""
+    return call_site(frame, "configure()")
+
+
+def _given_source(field: str) -> str:
+    """Where a setting that holds a value came from: as :func:`setting_source` says, or its
+    environment variable's name for settings built in code (``Settings(queues=...)``)."""
+    source = setting_source(field)
+    return _env_var(field) if source == "the default" else source
+
+
+def describe_queue(settings: Settings, queue: str) -> str:
+    """``queue 'billing': ordered (from queue() at app.py:3); max_delivery_attempts 10
+    (from queue() at app.py:3), ...``: what bootstrap makes of a queue, each value with
+    where it came from."""
+    return queue_description(queue, settings.queue_options(queue),
+                             settings.queue_option_sources(queue))
 
 
 def _warn_if_env_differs(field: str, value: Any, origin: str) -> None:

@@ -42,6 +42,11 @@ resource "google_pubsub_subscription" "worker" {
     maximum_backoff = each.value.maximum_backoff
   }
 
+  # Declared in code (queue(..., ordered=True, exactly_once=True)); Pub/Sub cannot change
+  # either in place, so changing one replaces the subscription.
+  enable_message_ordering      = each.value.enable_message_ordering
+  enable_exactly_once_delivery = each.value.enable_exactly_once_delivery
+
   # A push queue (a push_endpoint in var.queues): the same subscription, policies and name,
   # but Pub/Sub POSTs each message to the push server's /push/QUEUE with an OIDC token of
   # the push account, and waits 600 s for its answer. Changing a queue between pull and

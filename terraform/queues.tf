@@ -51,6 +51,9 @@ locals {
       # Push queues only (null for pull queues): where Pub/Sub POSTs, and the token's audience.
       push_endpoint = contains(keys(local.push_bases), queue) ? "${local.push_bases[queue]}/push/${queue}" : null
       push_audience = contains(keys(local.push_bases), queue) ? coalesce(var.push_audience, local.push_bases[queue]) : null
+      # Declared in code with queue(..., ordered=True, exactly_once=True).
+      enable_message_ordering      = var.queues[queue].ordered
+      enable_exactly_once_delivery = var.queues[queue].exactly_once
     }
   }
 
@@ -65,6 +68,7 @@ locals {
   queue_problems = {
     for queue, o in local.queue_options : queue => compact([
       o.min_retry_backoff <= o.max_retry_backoff ? "" : "min_retry_backoff (${o.min_retry_backoff} s) is above max_retry_backoff (${o.max_retry_backoff} s) once queues, queue_defaults and the defaults are combined.",
+      var.queues[queue].exactly_once && var.queues[queue].push_endpoint != null ? "exactly_once delivery is offered on pull subscriptions only: drop push_endpoint (run pubsub-jobs worker) or exactly_once." : "",
     ])
   }
 

@@ -38,7 +38,10 @@ variable "prefix" {
 
 variable "queues" {
   description = <<-EOT
-    Queues by name, each with options that override queue_defaults (durations in seconds), and
+    Queues by name, each with options that override queue_defaults (durations in seconds);
+    ordered and exactly_once, as queue(...) declares them in code (Pub/Sub message ordering and
+    exactly-once delivery on the worker subscription, which Pub/Sub cannot change in place:
+    changing either replaces the subscription, and its undelivered messages with it); and
     push_endpoint: null (the default) for a pull queue, which workers pull; for a push queue the
     base HTTPS URL of the push server (`pubsub-jobs push-server`), to which Pub/Sub POSTs each
     message at <push_endpoint>/push/<queue> with an OIDC token of the push account. It must be
@@ -53,6 +56,8 @@ variable "queues" {
     message_retention     = optional(number)
     dead_letter_retention = optional(number)
     push_endpoint         = optional(string)
+    ordered               = optional(bool, false)
+    exactly_once          = optional(bool, false)
   }))
 
   validation {

@@ -5,7 +5,9 @@ A subscription without a dead-letter policy is refused: Pub/Sub then sends no de
 attempt, so a failing job could not be counted and would be retried forever (pull) or
 counted per instance only (push). A job allowed more attempts than the subscription's
 ``max_delivery_attempts``, or settings that disagree with it, are warnings: Pub/Sub would
-move the message to the dead-letter topic before the job's last attempts.
+move the message to the dead-letter topic before the job's last attempts. So is a
+subscription whose message ordering or exactly-once delivery differs from the queue's
+declaration in code (:func:`pubsub_jobs.queue`): Pub/Sub cannot change either in place.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from google.api_core import exceptions as gexc
 
 from pubsub_jobs.errors import ConfigurationError, describe
 from pubsub_jobs.jobs import Registry
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,17 @@ def check_subscription(
         check.warnings.append(
             f"{path} dead-letters after {limit} delivery attempts but the settings say "
             f"{configured}: run {fix} or change the settings")
+    declared = declared_queue(queue)
+    if declared is not None:
+        for name, flag in (("enable_message_ordering", "ordered"),
+                           ("enable_exactly_once_delivery", "exactly_once")):
+            have, want = bool(getattr(sub, name)), getattr(declared, flag)
+            if have != want:
+                check.warnings.append(
+                    f"{path} has {flag}={have} but queue {queue!r} is declared {flag}={want} "
+                    f"({declared.origin}): Pub/Sub cannot change it in place; make a new "
+                    "subscription (delete this one and run `pubsub-jobs bootstrap`, or use "
+                    "another prefix)")
     for job in registry:
         if job.queue == queue and job.max_attempts and job.max_attempts > limit:
             check.warnings.append(

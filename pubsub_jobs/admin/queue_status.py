@@ -21,9 +21,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from pubsub_jobs.adapters.clients import publisher_client, pubsub_clients
-from pubsub_jobs.admin.topology import QueueTopology, _differences
+from pubsub_jobs.admin.topology import QueueTopology, _differences, immutable_differences
 from pubsub_jobs.dead.subscription import DeadSet
 from pubsub_jobs.errors import describe
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings, get_settings
 
 __all__ = ["QueueStatus", "SubscriptionStatus", "discover_queues", "queue_status"]
@@ -203,7 +204,11 @@ def _raw_status(
         except gexc.NotFound:
             subs.append(SubscriptionStatus(name=name, role=role, exists=False))
             continue
-        subs.append(_describe(actual, role, wanted))
+        # A declared queue's ordering and exactly-once delivery are compared too.
+        immutable = (immutable_differences(actual, wanted)
+                     if role == "worker" and wanted is not None and declared_queue(queue)
+                     else [])
+        subs.append(_describe(actual, role, wanted, immutable))
     return QueueStatus(
         queue=queue,
         topic=topo.topic,
@@ -215,7 +220,8 @@ def _raw_status(
 
 
 def _describe(
-    sub: pubsub_v1.types.Subscription, role: Role, wanted: pubsub_v1.types.Subscription | None
+    sub: pubsub_v1.types.Subscription, role: Role, wanted: pubsub_v1.types.Subscription | None,
+    immutable: list[str] | None = None,
 ) -> SubscriptionStatus:
     dlp, retry = sub.dead_letter_policy, sub.retry_policy
     has_retry = bool(retry.minimum_backoff or retry.maximum_backoff)
@@ -233,7 +239,7 @@ def _describe(
         filter=sub.filter,
         exactly_once=sub.enable_exactly_once_delivery,
         ordering=sub.enable_message_ordering,
-        drift=tuple(_differences(sub, wanted)) if wanted is not None else (),
+        drift=(*(_differences(sub, wanted) if wanted is not None else ()), *(immutable or ())),
     )
 
 

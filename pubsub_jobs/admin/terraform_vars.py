@@ -3,7 +3,9 @@
 ``pubsub-jobs terraform-vars --queue default --queue mailers`` writes
 ``pubsub-jobs.auto.tfvars.json``, which Terraform reads by itself, so the module in
 ``terraform/`` creates on Google Cloud exactly the topology that ``bootstrap`` creates on
-the emulator: the same prefix, queue names and :class:`~pubsub_jobs.settings.QueueOptions`.
+the emulator: the same prefix, queue names and :class:`~pubsub_jobs.settings.QueueOptions`
+(merged with the queues declared in code), and a declared queue's ``ordered`` and
+``exactly_once``.
 Durations are written in seconds, the form the module (and ``PUBSUB_JOBS_QUEUES``) takes.
 ``pubsub-jobs terraform-vars MODULE ...`` writes the modules' schedules too, in the rows
 :func:`pubsub_jobs.cron.terraform.schedule_variables` makes of them.
@@ -22,6 +24,7 @@ from typing import Any
 from pubsub_jobs.cron.schedules import Schedule
 from pubsub_jobs.cron.terraform import schedule_variables
 from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 #: Terraform loads ``*.auto.tfvars.json`` files of the working directory automatically.
@@ -46,6 +49,15 @@ def queue_variables(options: QueueOptions) -> dict[str, int | float]:
     }
 
 
+def declared_variables(queue: str) -> dict[str, bool]:
+    """``ordered`` and ``exactly_once`` of a queue declared in code (:func:`pubsub_jobs.queue`),
+    which the module sets on its worker subscription; nothing for a queue not declared."""
+    declared = declared_queue(queue)
+    if declared is None:
+        return {}
+    return {"ordered": declared.ordered, "exactly_once": declared.exactly_once}
+
+
 def terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> dict[str, Any]:
     """The module's variables for ``queues``: every option of every queue spelled out.
 
@@ -58,7 +70,8 @@ def terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> d
         raise ConfigurationError("name at least one queue (--queue Q)")
     variables: dict[str, Any] = {
         "prefix": settings.prefix,
-        "queues": {name: queue_variables(settings.queue_options(name)) for name in names},
+        "queues": {name: {**queue_variables(settings.queue_options(name)),
+                          **declared_variables(name)} for name in names},
         "cloud_tasks_queue": settings.cloud_tasks_queue,
     }
     if settings.cloud_tasks_location:

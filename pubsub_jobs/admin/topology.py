@@ -28,6 +28,7 @@ from google.protobuf import field_mask_pb2
 
 from pubsub_jobs.adapters.clients import pubsub_clients
 from pubsub_jobs.errors import ConfigurationError, TopologyDrift
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ class QueueTopology:
     dead_letter_topic: str
     dead_letter_subscription: str
     options: QueueOptions
+    #: Declared in code (:func:`pubsub_jobs.queue`): Pub/Sub message ordering and
+    #: exactly-once delivery on the worker subscription, which cannot change in place.
+    ordered: bool = False
+    exactly_once: bool = False
 
     @classmethod
     def of(cls, queue: str, settings: Settings) -> QueueTopology:
+        declared = declared_queue(queue)
         return cls(
             queue=queue,
             topic=settings.topic_path(queue),
@@ -59,6 +65,8 @@ class QueueTopology:
             dead_letter_topic=settings.dead_letter_topic_path(queue),
             dead_letter_subscription=settings.dead_letter_subscription_path(queue),
             options=settings.queue_options(queue),
+            ordered=declared is not None and declared.ordered,
+            exactly_once=declared is not None and declared.exactly_once,
         )
 
     def worker_subscription(self) -> pubsub_v1.types.Subscription:
@@ -76,11 +84,18 @@ class QueueTopology:
                 minimum_backoff=o.min_retry_backoff, maximum_backoff=o.max_retry_backoff
             ),
             expiration_policy=pubsub_v1.types.ExpirationPolicy(),
+            enable_message_ordering=self.ordered,
+            enable_exactly_once_delivery=self.exactly_once,
         )
 
     def push_subscription(self, push_config: pubsub_v1.types.PushConfig
                           ) -> pubsub_v1.types.Subscription:
         """The worker subscription as a push subscription (see :func:`push_config`)."""
+        if self.exactly_once:
+            raise ConfigurationError(
+                f"queue {self.queue!r} is declared exactly_once=True, which Pub/Sub offers "
+                "on pull subscriptions only: run its jobs with `pubsub-jobs worker`, not "
+                "push (bootstrap without --push-endpoint)")
         wanted = self.worker_subscription()
         wanted.push_config = push_config
         wanted.ack_deadline_seconds = PUSH_ACK_DEADLINE
@@ -120,6 +135,10 @@ class BootstrapReport:
             )
         return self
 
+
+#: What Pub/Sub cannot change in a subscription, and the declaration's name of each.
+IMMUTABLE = {"enable_message_ordering": "ordered",
+             "enable_exactly_once_delivery": "exactly_once"}
 
 _COMPARED = ("topic", "ack_deadline_seconds", "message_retention_duration",
              "dead_letter_policy", "retry_policy", "push_config")
@@ -166,6 +185,9 @@ def bootstrap(
 ) -> BootstrapReport:
     """Create every queue's topics and subscriptions; existing ones are compared, not changed.
 
+    A declared queue (:func:`pubsub_jobs.queue`) gets its ordering and exactly-once
+    delivery on the worker subscription; an existing one that differs in either raises
+    :class:`~pubsub_jobs.errors.ConfigurationError` (Pub/Sub cannot change them in place).
     A worker subscription whose policies differ from the settings is reported in
     ``report.drift``; with ``update=True`` it is changed to the settings instead (the topic
     of a subscription cannot change: delete it to move it). With ``push_endpoint``, the
@@ -196,8 +218,12 @@ def bootstrap(
                     report.existing.append(topic)
             worker = (topo.push_subscription(pushes[queue]) if queue in pushes
                       else topo.worker_subscription())
-            for wanted in (topo.dead_letter_subscription_spec(), worker):
-                _ensure_subscription(subscriber, wanted, report, update)
+            _ensure_subscription(subscriber, topo.dead_letter_subscription_spec(), report,
+                                 update)
+            # Ordering and exactly-once are checked for declared queues only: a queue no
+            # module declares keeps whatever its subscription was made with.
+            _ensure_subscription(subscriber, worker, report, update,
+                                 declared=declared_queue(queue) is not None)
         if settings.cloud_tasks_location:
             ensure_cloud_tasks_queue(settings, report)
     return report
@@ -276,6 +302,8 @@ def _ensure_subscription(
     wanted: pubsub_v1.types.Subscription,
     report: BootstrapReport,
     update: bool,
+    *,
+    declared: bool = False,
 ) -> None:
     try:
         subscriber.create_subscription(request=wanted)
@@ -284,6 +312,8 @@ def _ensure_subscription(
     except gexc.AlreadyExists:
         pass
     actual = subscriber.get_subscription(subscription=wanted.name)
+    if declared:
+        refuse_immutable_differences(actual, wanted)
     diffs = _differences(actual, wanted)
     if not diffs:
         report.existing.append(wanted.name)
@@ -299,6 +329,30 @@ def _ensure_subscription(
         log.warning("updated %s: %s", wanted.name, "; ".join(diffs))
         return
     report.drift[wanted.name] = diffs
+
+
+def immutable_differences(actual: pubsub_v1.types.Subscription,
+                          wanted: pubsub_v1.types.Subscription) -> list[str]:
+    """``ordered=False where the queue is declared ordered=True``: what differs that
+    Pub/Sub cannot change in place (message ordering, exactly-once delivery)."""
+    return [f"{declared}={bool(getattr(actual, name))} where the queue is declared "
+            f"{declared}={bool(getattr(wanted, name))}"
+            for name, declared in IMMUTABLE.items()
+            if bool(getattr(actual, name)) != bool(getattr(wanted, name))]
+
+
+def refuse_immutable_differences(actual: pubsub_v1.types.Subscription,
+                                 wanted: pubsub_v1.types.Subscription) -> None:
+    """Raise :class:`~pubsub_jobs.errors.ConfigurationError` when an existing subscription's
+    ordering or exactly-once setting differs from the declaration (``--update`` cannot
+    change them: Pub/Sub fixes both when it creates a subscription)."""
+    found = immutable_differences(actual, wanted)
+    if found:
+        raise ConfigurationError(
+            f"{wanted.name} has {' and '.join(found)}: Pub/Sub cannot "
+            "change a subscription's message ordering or exactly-once delivery in place, so "
+            "make a new subscription: delete this one (its undelivered messages go with it) "
+            "and run bootstrap again, or use another prefix (PUBSUB_JOBS_PREFIX)")
 
 
 def delete_topology(queues: Iterable[str], settings: Settings | None = None) -> None:

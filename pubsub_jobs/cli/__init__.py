@@ -16,7 +16,7 @@ from pubsub_jobs._process import setup_logging
 from pubsub_jobs.cli import worker
 from pubsub_jobs.cli._imports import import_job, load_app
 from pubsub_jobs.errors import JobError
-from pubsub_jobs.settings import describe_settings, get_settings
+from pubsub_jobs.settings import describe_queue, describe_settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,12 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 
     # Which names it makes, and why: a prefix set by configure() in a module this command
     # did not import would show here as the default.
-    print(f"bootstrap: {describe_settings(get_settings())}", file=sys.stderr)
+    settings = get_settings()
+    print(f"bootstrap: {describe_settings(settings)}", file=sys.stderr)
+    # Each queue's options and delivery features, each with where it came from: a queue
+    # declared in a module this command did not import shows as not declared.
+    for queue in dict.fromkeys(args.queue):
+        print(f"bootstrap: {describe_queue(settings, queue)}", file=sys.stderr)
     report = bootstrap(args.queue, update=args.update, push_endpoint=args.push_endpoint)
     for name in report.created:
         print(f"created  {name}")

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pubsub_jobs.delivery import DeliveryStats
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
 from pubsub_jobs.worker.options import QueueSpec
 
@@ -58,7 +59,8 @@ def worker_status(
             {"name": q.name, "subscription": settings.subscription_path(q.name),
              "concurrency": q.concurrency, "streams": q.streams,
              "streams_running": streams_running.get(q.name, 0),
-             "max_delivery_attempts": subscription_limits.get(q.name)}
+             "max_delivery_attempts": subscription_limits.get(q.name),
+             **_declared(q.name)}
             for q in queues
         ],
         "in_flight": [
@@ -70,3 +72,13 @@ def worker_status(
         "last_activity": datetime.fromtimestamp(wall - (now - last_activity), UTC).isoformat(),
         "stuck_after_seconds": stuck_after,
     }
+
+
+def _declared(queue: str) -> dict[str, Any]:
+    """What the queue's declaration in code says (:func:`pubsub_jobs.queue`); a queue not
+    declared is neither ordered nor exactly-once."""
+    declared = declared_queue(queue)
+    return {"declared": declared is not None,
+            "ordered": declared is not None and declared.ordered,
+            "exactly_once": declared is not None and declared.exactly_once,
+            "rate_limit": declared.rate_limit if declared is not None else None}
