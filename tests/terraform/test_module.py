@@ -17,7 +17,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ import pytest
 from google.api_core.exceptions import NotFound
 
 from pubsub_jobs import cli
+from pubsub_jobs import queues as queues_module
 from pubsub_jobs.adapters.clients import publisher_client, subscriber_client
 from pubsub_jobs.admin.terraform_vars import DEFAULT_TFVARS_PATH, queue_variables, terraform_vars
 from pubsub_jobs.admin.topology import DEAD_LETTER_ACK_DEADLINE, BootstrapReport
+from pubsub_jobs.queues import queue as declare_queue
 from pubsub_jobs.settings import QueueOptions, Settings, configure, reset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,6 +203,9 @@ def actual_subscription(sub: Any) -> dict[str, Any]:
         "message_retention_duration": sub.message_retention_duration,
         "expiration_policy": {"ttl": sub.expiration_policy.ttl or None},
     }
+    if sub.dead_letter_policy.dead_letter_topic:  # the worker subscription
+        out["enable_message_ordering"] = sub.enable_message_ordering
+        out["enable_exactly_once_delivery"] = sub.enable_exactly_once_delivery
     if sub.dead_letter_policy.dead_letter_topic:
         out["dead_letter_policy"] = {
             "dead_letter_topic": sub.dead_letter_policy.dead_letter_topic,
@@ -248,13 +253,24 @@ def queue_settings(pubsub_jobs_settings: Settings) -> Settings:
     )
 
 
+@pytest.fixture
+def declared_queues() -> Iterator[None]:
+    """Two queues declared in code, as an application's module declares them."""
+    declare_queue("ordered", ordered=True, max_delivery_attempts=7)
+    declare_queue("once", exactly_once=True)
+    yield
+    queues_module.declared_queues.remove("ordered")
+    queues_module.declared_queues.remove("once")
+
+
 @pytest.mark.emulator
+@pytest.mark.usefixtures("declared_queues")
 def test_module_creates_what_bootstrap_creates(
     queue_settings: Settings,
     bootstrap_queues: Callable[..., BootstrapReport],
     tmp_path: Path,
 ) -> None:
-    queues = ["default", "mailers", "fast"]
+    queues = ["default", "mailers", "fast", "ordered", "once"]
     bootstrap_queues(*queues, settings=queue_settings)
 
     tfvars = tmp_path / DEFAULT_TFVARS_PATH
@@ -294,6 +310,12 @@ def test_module_creates_what_bootstrap_creates(
     finally:
         subscriber.close()
         publisher.stop()
+
+    # The declared queues' features reach the module's worker subscriptions.
+    assert specs["ordered"]["enable_message_ordering"] is True
+    assert specs["ordered"]["max_delivery_attempts"] == 7
+    assert specs["once"]["enable_exactly_once_delivery"] is True
+    assert specs["mailers"]["enable_message_ordering"] is False
 
     # Bootstrap's own names, for the record: the contract of DESIGN.md.
     assert specs["mailers"]["worker_subscription"] == queue_settings.subscription("mailers")
@@ -367,6 +389,25 @@ def test_module_refuses_options_pubsub_refuses(tmp_path: Path) -> None:
     variables = {"queues": {"default": {"max_delivery_attempts": 3}}}
     with pytest.raises(AssertionError, match="between 5 and 100"):
         evaluate_module(tmp_path, variables)
+
+
+def test_ordered_and_exactly_once_default_to_false_and_refuse_push(tmp_path: Path) -> None:
+    """terraform-vars writes ordered and exactly_once for declared queues only; a queue the
+    file gives neither is a plain one, and exactly-once delivery is pull only."""
+    evaluated = evaluate_module(tmp_path / "plain", {"queues": {
+        "plain": {}, "billing": {"ordered": True}, "payments": {"exactly_once": True}}})
+    specs = evaluated["queues"]
+    assert (specs["plain"]["enable_message_ordering"],
+            specs["plain"]["enable_exactly_once_delivery"]) == (False, False)
+    assert specs["billing"]["enable_message_ordering"] is True
+    assert specs["payments"]["enable_exactly_once_delivery"] is True
+    assert "ordered" not in json.loads(evaluated["queues_setting"])["billing"]
+    problems = evaluate_module(tmp_path / "push", {"queues": {"payments": {
+        "exactly_once": True, "push_endpoint": "https://jobs.example.com"}}},
+        outputs=["queue_problems"])["queue_problems"]
+    assert problems["payments"] == [
+        "exactly_once delivery is offered on pull subscriptions only: drop push_endpoint "
+        "(run pubsub-jobs worker) or exactly_once."]
 
 
 def test_least_privilege() -> None:
