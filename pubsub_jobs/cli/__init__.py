@@ -15,7 +15,7 @@ from google.auth.exceptions import DefaultCredentialsError
 from pubsub_jobs._process import setup_logging
 from pubsub_jobs.cli import worker
 from pubsub_jobs.cli._imports import import_job, load_app
-from pubsub_jobs.errors import JobError
+from pubsub_jobs.errors import ConfigurationError, JobError
 from pubsub_jobs.settings import describe_queue, describe_settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -23,16 +23,22 @@ log = logging.getLogger(__name__)
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from pubsub_jobs.admin.topology import bootstrap
+    from pubsub_jobs.queues import declared_queues
 
     # Which names it makes, and why: a prefix set by configure() in a module this command
     # did not import would show here as the default.
     settings = get_settings()
+    queues = args.queue or [q.name for q in declared_queues]
+    if not queues:
+        raise ConfigurationError(
+            "bootstrap: say which queues: --queue Q (repeatable), or declare them with "
+            "queue(...) in a module given with --app (or PUBSUB_JOBS_APP)")
     print(f"bootstrap: {describe_settings(settings)}", file=sys.stderr)
     # Each queue's options and delivery features, each with where it came from: a queue
     # declared in a module this command did not import shows as not declared.
-    for queue in dict.fromkeys(args.queue):
+    for queue in dict.fromkeys(queues):
         print(f"bootstrap: {describe_queue(settings, queue)}", file=sys.stderr)
-    report = bootstrap(args.queue, update=args.update, push_endpoint=args.push_endpoint)
+    report = bootstrap(queues, update=args.update, push_endpoint=args.push_endpoint)
     for name in report.created:
         print(f"created  {name}")
     for name in report.updated:
@@ -113,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     _emulator_cmd.register(sub)  # emulator start|stop
 
     p = sub.add_parser("bootstrap", help="create the queues' topics and subscriptions")
-    p.add_argument("--queue", action="append", required=True, metavar="Q")
+    p.add_argument("--queue", action="append", metavar="Q",
+                   help="a queue to create (repeatable); default: every queue the --app "
+                        "modules declare with queue(...)")
     p.add_argument("--update", action="store_true",
                    help="change subscriptions whose policies differ from the settings")
     p.add_argument("--push-endpoint", metavar="URL",

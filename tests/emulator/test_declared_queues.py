@@ -143,9 +143,10 @@ def test_commands_read_the_declarations_of_the_app(
     assert "Pub/Sub cannot change a subscription's message ordering" in done.stderr
     assert "Traceback" not in done.stderr
 
-    # Under another prefix, bootstrap makes it ordered, and the worker is content.
+    # Under another prefix, bootstrap makes it ordered (the app's declared queues, when no
+    # --queue names them), and the worker is content.
     other = settings.model_copy(update={"prefix": f"{settings.prefix}o-"})
-    done = _run(tmp_path, other, "--app", "billingapp", "bootstrap", "--queue", "billing")
+    done = _run(tmp_path, other, "--app", "billingapp", "bootstrap")
     try:
         assert done.returncode == 0, done.stderr
         assert _subscription(other, "billing").enable_message_ordering

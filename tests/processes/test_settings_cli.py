@@ -40,6 +40,15 @@ def test_cli_reports_an_invalid_log_level_variable() -> None:
     assert "PUBSUB_JOBS_LOG_LEVEL='loud'" in result.stderr
 
 
+def test_bootstrap_without_queues_says_which_to_give() -> None:
+    """No --queue and no module declaring queues: one sentence, exit 2, nothing created."""
+    result = run_cli("bootstrap", PUBSUB_JOBS_PROJECT_ID="p")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert ("bootstrap: say which queues: --queue Q (repeatable), or declare them with "
+            "queue(...) in a module given with --app") in result.stderr
+
+
 _SHOW_LOGGING = (
     "import logging, sys\n"
     "from pubsub_jobs.cli import main\n"
