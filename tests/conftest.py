@@ -115,3 +115,15 @@ def runs(project: Any) -> Callable[..., list[Any]]:
         return list(rows.filter(task=task) if task else rows)
 
     return of
+
+
+@pytest.fixture
+def middleware_events() -> Iterator[None]:
+    """Empty what the jobs of tests/jobs_middleware.py recorded, around the test."""
+    from tests import jobs_middleware
+
+    jobs_middleware.EVENTS.clear()
+    jobs_middleware.PROBES.clear()
+    yield
+    jobs_middleware.EVENTS.clear()
+    jobs_middleware.PROBES.clear()

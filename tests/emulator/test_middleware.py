@@ -22,20 +22,12 @@ from pubsub_jobs.middleware.opentelemetry import OpenTelemetry
 from pubsub_jobs.middleware.prometheus import PrometheusMetrics
 from pubsub_jobs.testing.helpers import publish_raw
 from tests import jobs_middleware
-from tests.jobs_middleware import EVENTS, PROBES
 from tests.unit.middleware.test_middleware import check_trace
+
+pytestmark = pytest.mark.usefixtures("middleware_events")
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = jobs_middleware.probe.name
-
-
-@pytest.fixture(autouse=True)
-def _clean_events() -> Iterator[None]:
-    EVENTS.clear()
-    PROBES.clear()
-    yield
-    EVENTS.clear()
-    PROBES.clear()
 
 
 # -- end to end on the emulator ------------------------------------------------------------

@@ -30,17 +30,10 @@ from pubsub_jobs.worker import Worker
 from tests import jobs_middleware
 from tests.jobs_middleware import EVENTS, PROBES, record
 
+pytestmark = pytest.mark.usefixtures("middleware_events")
+
 PROBE = jobs_middleware.probe.name
 FAILS = jobs_middleware.always_fails.name
-
-
-@pytest.fixture(autouse=True)
-def _clean_events() -> Iterator[None]:
-    EVENTS.clear()
-    PROBES.clear()
-    yield
-    EVENTS.clear()
-    PROBES.clear()
 
 
 def use(adapter, *middleware: Middleware):
