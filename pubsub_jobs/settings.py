@@ -186,6 +186,11 @@ class Settings(BaseSettings):
         """Dead-letter topic id of a queue (its subscription has the same id)."""
         return f"{self.prefix}{queue}-dead-letter"
 
+    def rate_queue(self, queue: str) -> str:
+        """Cloud Tasks queue id of a ``rate_limit`` queue (``<prefix>Q-rate``): every job of
+        the queue goes through it, at most its rate a second."""
+        return f"{self.prefix}{queue}-rate"
+
     def topic_path(self, queue: str) -> str:
         return f"projects/{self.require_project()}/topics/{self.topic(queue)}"
 
