@@ -40,6 +40,7 @@ from pubsub_jobs.adapters import _retry
 from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, ScheduleTooFar
 from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
 from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,20 @@ def cloud_tasks_queue_path(settings: Settings) -> str:
         )
     path: str = tasks_v2.CloudTasksClient.queue_path(
         settings.require_project(), settings.cloud_tasks_location, settings.cloud_tasks_queue
+    )
+    return path
+
+
+def tasks_queue_path(settings: Settings, queue: str) -> str:
+    """The Cloud Tasks queue that holds queue ``queue``'s jobs while they wait: its own
+    ``<prefix>Q-rate`` when the queue is declared with ``rate_limit``, else the delayed-jobs
+    queue (``PUBSUB_JOBS_CLOUD_TASKS_QUEUE``). A clear error when no location is set."""
+    delayed = cloud_tasks_queue_path(settings)
+    declared = declared_queue(queue)
+    if declared is None or declared.rate_limit is None:
+        return delayed
+    path: str = tasks_v2.CloudTasksClient.queue_path(
+        settings.require_project(), settings.cloud_tasks_location, settings.rate_queue(queue)
     )
     return path
 
