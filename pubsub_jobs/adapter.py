@@ -8,13 +8,19 @@ rest with a sentence, as Django's ``validate_task`` does.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import ClassVar
 
 from pubsub_jobs._hooks import Middleware, MiddlewareChain
 from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
+from pubsub_jobs.unique import with_unique_id
+
+log = logging.getLogger(__name__)
 
 
 class Adapter(ABC):
@@ -37,11 +43,24 @@ class Adapter(ABC):
     def publish(self, message: JobMessage) -> EnqueuedJob:
         """Make the job available to workers now; return once that is confirmed."""
 
-    def validate(self, *, delayed: bool = False) -> None:
+    def validate(self, *, delayed: bool = False, unique: bool = False) -> None:
         """Refuse, before anything is encoded or published, an enqueue this adapter cannot
-        do: a job held until later (``delayed``) without ``supports_delay``."""
+        do: a job held until later (``delayed``), or a unique job (``unique``), without
+        ``supports_delay``."""
         if delayed and not self.supports_delay:
             raise ConfigurationError(self._cannot_delay())
+        if unique and not self.supports_delay:
+            raise ConfigurationError(
+                f"{type(self).__name__} cannot hold unique jobs (supports_delay is False: "
+                "uniqueness is a Cloud Tasks task name): enqueue without unique_for=, or use "
+                "the Pub/Sub adapter with Cloud Tasks configured "
+                "(PUBSUB_JOBS_CLOUD_TASKS_LOCATION)")
+
+    @property
+    def now(self) -> datetime:
+        """The time of an enqueue, which places a unique job in its window: the real time
+        (the in-memory adapter has a clock of its own)."""
+        return utcnow()
 
     def schedule(self, message: JobMessage) -> EnqueuedJob:
         """Hold the job until ``message.scheduled_at``, then publish it."""
@@ -58,13 +77,19 @@ class Adapter(ABC):
         """Publish many jobs now; the default publishes them one by one."""
         return [self.publish(message) for message in messages]
 
+    def schedule_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """Schedule many delayed or unique jobs; the default schedules them one by one."""
+        return [self.schedule(message) for message in messages]
+
     def enqueue(self, message: JobMessage) -> EnqueuedJob:
         """Run enqueue middleware, then publish now or schedule for later."""
+        if message.unique is not None:
+            message = with_unique_id(message, self.now)
         chain = self.middleware
         if chain:
             message = chain.before_enqueue(message)
         try:
-            if is_delayed(message):
+            if is_delayed(message) or message.unique is not None:
                 result = self.schedule(message)
             else:
                 result = self.publish(message)
@@ -77,18 +102,38 @@ class Adapter(ABC):
         return result
 
     def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
-        """Enqueue many jobs: those due now in batches, delayed ones one by one."""
+        """Enqueue many jobs: those due now with :meth:`publish_many`, delayed and unique
+        ones with :meth:`schedule_many` (both batch on the Pub/Sub adapter)."""
+        if any(m.unique is not None for m in messages):
+            now = self.now
+            messages = [with_unique_id(m, now) for m in messages]
         chain = self.middleware
         if chain:
             messages = [chain.before_enqueue(m) for m in messages]
-        now_ = [m for m in messages if not is_delayed(m)]
-        later = [m for m in messages if is_delayed(m)]
+        held = [m.unique is not None or is_delayed(m) for m in messages]
+        later = [m for m, h in zip(messages, held, strict=True) if h]
+        now_ = [m for m, h in zip(messages, held, strict=True) if not h] if later else messages
         results: list[EnqueuedJob] = []
         errors: dict[str, BaseException] = {}
         try:
-            results = self.publish_many(now_) if now_ else []
-            for m in later:
-                results.append(self.schedule(m))
+            try:
+                published = self.publish_many(now_) if now_ else []
+            except BulkEnqueueError as exc:
+                if later:  # the held ones are sent all the same, their failures added
+                    try:
+                        exc.enqueued += self.schedule_many(later)
+                    except BulkEnqueueError as more:
+                        exc.enqueued += more.enqueued
+                        exc.failed += more.failed
+                raise
+            scheduled = self._schedule_rest(later, published) if later else []
+            if not later:
+                results = published
+            elif not now_:
+                results = scheduled
+            else:  # in the order given
+                sent, kept = iter(published), iter(scheduled)
+                results = [next(kept) if h else next(sent) for h in held]
         except BulkEnqueueError as exc:
             results = list(exc.enqueued)
             errors = {m.job_id: error for m, error in exc.failed}
@@ -104,6 +149,15 @@ class Adapter(ABC):
                     error = errors.get(m.job_id)
                     chain.after_enqueue(m, None if error else by_id.get(m.job_id), error)
         return results
+
+    def _schedule_rest(self, later: Sequence[JobMessage], published: list[EnqueuedJob]
+                       ) -> list[EnqueuedJob]:
+        """:meth:`schedule_many`; a :class:`BulkEnqueueError` also lists ``published``."""
+        try:
+            return self.schedule_many(later)
+        except BulkEnqueueError as exc:
+            exc.enqueued = published + exc.enqueued
+            raise
 
     def close(self) -> None:
         """Release clients; the adapter may be used again afterwards (they are rebuilt)."""
@@ -123,3 +177,11 @@ def result_for(message: JobMessage, message_id: str | None) -> EnqueuedJob:
         message_id=message_id,
         scheduled_at=message.scheduled_at,
     )
+
+
+def duplicate_of(message: JobMessage, where: str) -> EnqueuedJob:
+    """What enqueueing a unique job again within its window returns: nothing was enqueued,
+    ``job_id`` is the first job's. Logged at info, naming ``where`` it was refused."""
+    log.info("job %s %s is a duplicate within its unique window (%s): not enqueued again",
+             message.job_name, message.job_id, where)
+    return replace(result_for(message, None), duplicate=True)

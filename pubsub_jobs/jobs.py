@@ -26,6 +26,7 @@ from pubsub_jobs.cron.schedules import ScheduleRegistry, build_schedule, schedul
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
 from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
+from pubsub_jobs.unique import default_key, unique_options
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +47,8 @@ class EnqueueOptions:
     run_at: datetime | None = None
     job_id: str | None = None
     adapter: Adapter | None = None
+    unique_for: float | None = None  # seconds
+    unique_key: str | None = None
 
     @property
     def delayed(self) -> bool:
@@ -140,12 +143,17 @@ class Job(Generic[P, R]):
         run_at: datetime | None = None,
         job_id: str | None = None,
         adapter: Adapter | None = None,
+        unique_for: timedelta | float | None = None,
+        unique_key: str | None = None,
     ) -> Job[P, R]:
         """A copy of this job that enqueues with other options.
 
         ``delay`` (a timedelta or seconds) or ``run_at`` (an aware datetime) hold the job in
         Cloud Tasks until it is due; ``job_id`` makes a retried enqueue idempotent for
         delayed jobs; ``adapter`` sends it somewhere else than the default adapter.
+        ``unique_for`` (1 s to 30 days) enqueues at most one job per key and epoch-aligned
+        window through Cloud Tasks; the key is ``unique_key``, else the job name and its
+        arguments; a second enqueue returns ``duplicate=True`` (see :mod:`pubsub_jobs.unique`).
         An adapter that cannot do what the options ask refuses with a
         :class:`~pubsub_jobs.errors.ConfigurationError`: here when it is named, else when
         the default adapter is first used by an enqueue.
@@ -157,6 +165,7 @@ class Job(Generic[P, R]):
         if isinstance(delay, int | float):
             delay = timedelta(seconds=delay)
         changes: dict[str, Any] = {"delay": delay, "run_at": run_at}
+        changes.update(unique_options(unique_for, unique_key, job_id or self._options.job_id))
         if queue is not None:
             changes["queue"] = queue
         if job_id is not None:
@@ -166,7 +175,7 @@ class Job(Generic[P, R]):
         clone = copy.copy(self)
         clone._options = options = replace(self._options, **changes)
         if options.adapter is not None:
-            options.adapter.validate(delayed=options.delayed)
+            options.adapter.validate(delayed=options.delayed, unique=bool(options.unique_for))
         return clone
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> JobMessage:
@@ -183,6 +192,10 @@ class Job(Generic[P, R]):
             scheduled_at = options.run_at
         elif options.delay is not None:
             scheduled_at = now + options.delay
+        key = None
+        if options.unique_for is not None:
+            key = (options.unique_key or default_key(self.name, enc_args, enc_kwargs),
+                   options.unique_for)
         return JobMessage(
             job_name=self.name,
             queue=options.queue,
@@ -191,6 +204,7 @@ class Job(Generic[P, R]):
             job_id=options.job_id or new_job_id(),
             enqueued_at=now,
             scheduled_at=scheduled_at,
+            unique=key,
         )
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
@@ -235,7 +249,7 @@ class Job(Generic[P, R]):
         if options.adapter is not None:
             return options.adapter  # validated by using()
         adapter = default_adapter()
-        adapter.validate(delayed=options.delayed)
+        adapter.validate(delayed=options.delayed, unique=bool(options.unique_for))
         return adapter
 
 

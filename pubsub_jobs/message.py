@@ -124,6 +124,9 @@ class JobMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
     #: Further keys of the data object, kept as they are.
     extra_data: Mapping[str, Any] = field(default_factory=dict)
+    #: A unique job's key and window in seconds (``using(unique_for=...)``); not on the wire:
+    #: the adapter derives the job id from them (:mod:`pubsub_jobs.unique`).
+    unique: tuple[str, float] | None = None
 
     def encode_data(self) -> bytes:
         body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}
@@ -264,6 +267,9 @@ class EnqueuedJob:
     queue: str
     message_id: str | None = None
     scheduled_at: datetime | None = None
+    #: A unique job enqueued again within its window: nothing was enqueued, and ``job_id``
+    #: is the first job's.
+    duplicate: bool = False
 
 
 def decoded_size_estimate(data: bytes) -> int:

@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,8 +36,9 @@ from typing import Any
 import grpc
 from google.api_core import exceptions as gexc
 
-from pubsub_jobs.adapter import result_for
+from pubsub_jobs.adapter import duplicate_of, result_for
 from pubsub_jobs.adapters import _retry
+from pubsub_jobs.adapters.cloud_tasks_batch import schedule_many
 from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, ScheduleTooFar
 from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
 from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM
@@ -76,7 +78,8 @@ def cloud_tasks_queue_path(settings: Settings) -> str:
     """``projects/P/locations/L/queues/Q`` of the delayed-jobs queue; a clear error if unset."""
     if not settings.cloud_tasks_location:
         raise ConfigurationError(
-            "delayed jobs need a Cloud Tasks location: set PUBSUB_JOBS_CLOUD_TASKS_LOCATION "
+            "delayed, unique and rate-limited jobs need a Cloud Tasks location: set "
+            "PUBSUB_JOBS_CLOUD_TASKS_LOCATION "
             "(e.g. us-central1), or configure(cloud_tasks_location=...)"
         )
     path: str = tasks_v2.CloudTasksClient.queue_path(
@@ -161,7 +164,10 @@ def task_id(topic_path: str, message: JobMessage) -> str:
 
 
 class CloudTasksScheduler:
-    """Creates one HTTP task per delayed job; the client is created on first use and shared.
+    """Creates one HTTP task per delayed, unique or rate-limited job, in the Cloud Tasks
+    queue of the job's queue (:func:`tasks_queue_path`: its ``-rate`` queue when it is
+    rate-limited, else the delayed-jobs queue); the client is created on first use and
+    shared. :meth:`schedule_many` creates many with ``BatchCreateTasks``.
 
     Settings are checked when the scheduler is built (on the first delayed ``enqueue``): a
     missing one raises :class:`~pubsub_jobs.errors.ConfigurationError` naming it.
@@ -174,10 +180,25 @@ class CloudTasksScheduler:
         self._target = _target(settings)
         self._client = client
         self._lock = threading.Lock()
+        self._paths: dict[tuple[str, float | None], str] = {}
+        #: False once the server answered BatchCreateTasks with UNIMPLEMENTED.
+        self.batch_create = True
+        self._pools: dict[str, Any] = {}
 
     @property
     def queue_path(self) -> str:
+        """The delayed-jobs queue (``PUBSUB_JOBS_CLOUD_TASKS_QUEUE``)."""
         return self._target.queue_path
+
+    def path_for(self, queue: str) -> str:
+        """The Cloud Tasks queue of ``queue``'s jobs (:func:`tasks_queue_path`), cached per
+        queue and rate limit (a declaration made later is seen)."""
+        declared = declared_queue(queue)
+        key = (queue, None if declared is None else declared.rate_limit)
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = tasks_queue_path(self.settings, queue)
+        return path
 
     @property
     def client(self) -> Any:
@@ -217,7 +238,7 @@ class CloudTasksScheduler:
                 service_account_email=self._target.service_account, scope=PUBSUB_SCOPE
             )
         task = tasks_v2.Task(
-            name=f"{self.queue_path}/tasks/{task_id(topic_path, message)}",
+            name=f"{self.path_for(message.queue)}/tasks/{task_id(topic_path, message)}",
             schedule_time=due,
             http_request=request,
         )
@@ -232,32 +253,63 @@ class CloudTasksScheduler:
         return task
 
     def schedule(self, message: JobMessage) -> EnqueuedJob:
-        """Create the task under the adapters' retry policy; an existing task of the same
-        name (an earlier attempt that did succeed) counts as success."""
+        """Create the task under the adapters' retry policy. An existing task of the same
+        name is an earlier attempt that did succeed (success), or for a unique job the
+        first job of its window (``duplicate=True``)."""
         task = self.build_task(message)
         settings = self.settings
+        parent = task.name.rsplit("/tasks/", 1)[0]
 
         def create() -> None:
-            self.client.create_task(
-                parent=self.queue_path, task=task, timeout=settings.publish_timeout
-            )
+            self.client.create_task(parent=parent, task=task, timeout=settings.publish_timeout)
 
         try:
             _retry.call(create, attempts=settings.publish_attempts,
-                        what=f"create_task in {self.queue_path}")
+                        what=f"create_task in {parent}")
         except gexc.AlreadyExists:
-            log.info("job %s is already scheduled as %s", message.job_id, task.name)
+            return self.existing(message, task.name)
         except Exception as exc:
-            raise _retry.enqueue_error(
-                exc,
-                _retry.cloud_tasks_queue(self.queue_path),
-                attempts=settings.publish_attempts,
-                timeout=settings.publish_timeout,
-            ) from exc
+            raise self.enqueue_error(exc, parent) from exc
         return result_for(message, None)
+
+    def existing(self, message: JobMessage, name: str) -> EnqueuedJob:
+        """What a create that met ``AlreadyExists`` returns (see :meth:`schedule`)."""
+        if message.unique is not None:
+            return duplicate_of(message, f"Cloud Tasks has task {name}")
+        log.info("job %s is already scheduled as %s", message.job_id, name)
+        return result_for(message, None)
+
+    def enqueue_error(self, exc: BaseException, parent: str) -> Exception:
+        return _retry.enqueue_error(
+            exc, _retry.cloud_tasks_queue(parent),
+            attempts=self.settings.publish_attempts, timeout=self.settings.publish_timeout,
+        )
+
+    def schedule_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """Create many tasks: ``BatchCreateTasks`` of up to 100, a few requests in flight;
+        concurrent ``CreateTask`` calls where the server does not offer it. Returns in the
+        order given, or raises :class:`~pubsub_jobs.errors.BulkEnqueueError` listing the
+        jobs that were not scheduled (see :mod:`pubsub_jobs.adapters.cloud_tasks_batch`)."""
+        return schedule_many(self, messages)
+
+    def pool(self, name: str, size: int) -> Any:
+        """This scheduler's thread pool ``name`` (made on first use; shut down by close)."""
+        pool = self._pools.get(name)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(name)
+                if pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    pool = self._pools[name] = ThreadPoolExecutor(
+                        size, thread_name_prefix=f"pubsub-jobs-tasks-{name}")
+        return pool
 
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=True)
         if client is not None:
             client.transport.close()

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pubsub_jobs.adapter import Adapter, result_for
+from pubsub_jobs.adapter import Adapter, duplicate_of, result_for
+from pubsub_jobs.adapters._held import RateClock, TaskNames
 from pubsub_jobs.dead.job import DeadJob
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
 from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
@@ -23,6 +24,7 @@ from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -73,6 +75,12 @@ class InMemoryAdapter(Adapter):
     Delayed jobs (``using(delay=...)``/``using(run_at=...)``, long-wait retries) wait in
     :attr:`scheduled` until due on the adapter's clock, :attr:`now`: the real time plus
     however far :meth:`advance` moved it. ``run(include_delayed=True)`` runs them at once.
+
+    As Cloud Tasks does: a unique job (``using(unique_for=...)``) enqueued again while the
+    first of its window waits, or within an hour after it left for its queue, returns
+    ``duplicate=True``; a queue declared with ``rate_limit=N`` holds its jobs in
+    :attr:`scheduled` and releases at most N a second of the adapter's clock (a bucket of N
+    that refills at N a second; one :meth:`run` reads the clock once, when it starts).
     """
 
     supports_delay = True
@@ -94,6 +102,8 @@ class InMemoryAdapter(Adapter):
         self.dead: dict[str, list[DeadJob]] = defaultdict(list)
         self.scheduled: list[StoredMessage] = []
         self._performer: Performer | None = None
+        self._names = TaskNames()
+        self._rates = RateClock()
 
     @property
     def performer(self) -> Performer:
@@ -131,6 +141,8 @@ class InMemoryAdapter(Adapter):
         return StoredMessage(data, attributes, message_id=self._next_id())
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
+        if _rate_of(message.queue) is not None:
+            return self.schedule(message)  # held, released at the queue's rate
         stored = self._store(message)
         with self._lock:
             self.queues[message.queue].append(stored)
@@ -142,6 +154,16 @@ class InMemoryAdapter(Adapter):
         # that clock was moved before.
         stored.due = (message.scheduled_at or utcnow()) + self._offset
         with self._lock:
+            if message.unique is not None:
+                now = self.now
+                if self._names.taken(message.job_id, now):
+                    return duplicate_of(message, "the in-memory adapter's task names")
+                self._names.hold(message.job_id)
+                if stored.due <= now and _rate_of(message.queue) is None:
+                    stored.due = None  # dispatched at once, as Cloud Tasks would
+                    self._names.leave(message.job_id, now)
+                    self.queues[message.queue].append(stored)
+                    return result_for(message, stored.message_id)
             self.scheduled.append(stored)
         return result_for(message, stored.message_id)
 
@@ -227,12 +249,13 @@ class InMemoryAdapter(Adapter):
         """
         summary = RunSummary()
         stats = DeliveryStats()  # counted as the worker counts, read into the summary
-        self._release_due(include_delayed)
+        started = self.now  # rate-limited queues' buckets read the clock once a run
+        self._release_due(include_delayed, started)
         for _ in range(max_jobs):
             with self._lock:
                 names = [queue] if queue else [n for n, q in self.queues.items() if q]
                 name = next((n for n in names if self.queues.get(n)), None)
-                if name is None and self._release_due(include_delayed):
+                if name is None and self._release_due(include_delayed, started):
                     continue  # rescheduled jobs that are due (or included) now
                 if name is None:
                     break
@@ -269,16 +292,23 @@ class InMemoryAdapter(Adapter):
     def store_published(self, message: JobMessage) -> None:
         self.publish(message)
 
-    def _release_due(self, include_delayed: bool) -> bool:
-        """Move delayed jobs that are due (all, with ``include_delayed``) to their queues."""
+    def _release_due(self, include_delayed: bool, started: datetime) -> bool:
+        """Move delayed jobs that are due (all, with ``include_delayed``) to their queues; a
+        rate-limited queue's as its bucket allows at ``started``."""
         now = self.now
         released = False
         with self._lock:
             keep = []
             for stored in self.scheduled:
                 if include_delayed or stored.due is None or stored.due <= now:
+                    queue = stored.job.queue
+                    rate = _rate_of(queue)
+                    if rate is not None and not self._rates.take(queue, rate, started):
+                        keep.append(stored)
+                        continue
                     stored.due = None
-                    self.queues[stored.job.queue].append(stored)
+                    self.queues[queue].append(stored)
+                    self._names.leave(stored.attributes.get("job_id", ""), now)
                     released = True
                 else:
                     keep.append(stored)
@@ -291,6 +321,7 @@ class InMemoryAdapter(Adapter):
             self.queues.clear()
             self.dead.clear()
             self.scheduled.clear()
+            self._names.clear()
 
     def close(self) -> None:
         if self._performer is not None:
@@ -319,6 +350,7 @@ class ImmediateAdapter(Adapter):
         self.raise_errors = raise_errors
         self.performer = Performer(registry, settings, MiddlewareChain(middleware))
         self.outcomes: list[Outcome] = []
+        self._names = TaskNames()
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         data, attributes = message.encode()
@@ -332,7 +364,20 @@ class ImmediateAdapter(Adapter):
         return result_for(message, None)
 
     def schedule(self, message: JobMessage) -> EnqueuedJob:
+        """Run the job now; a unique job run within the hour is a duplicate, as in
+        Cloud Tasks."""
+        if message.unique is not None:
+            if self._names.taken(message.job_id, utcnow()):
+                return duplicate_of(message, "the immediate adapter ran it")
+            self._names.hold(message.job_id)
+            self._names.leave(message.job_id, utcnow())
         return self.publish(message)
 
     def close(self) -> None:
         self.performer.close()
+
+
+def _rate_of(queue: str) -> float | None:
+    """The ``rate_limit`` ``queue`` is declared with, or None."""
+    declared = declared_queue(queue)
+    return None if declared is None else declared.rate_limit

@@ -19,6 +19,7 @@ from pubsub_jobs.adapters.clients import publisher_client
 from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
 
 #: The most messages and bytes in one publish request of a bulk enqueue (Pub/Sub takes 1,000
@@ -132,6 +133,10 @@ class PubSubAdapter(Adapter):
         return ids
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
+        """Publish to the queue's topic; a job of a ``rate_limit`` queue goes through its
+        Cloud Tasks queue instead (``message_id`` is then None: Cloud Tasks publishes it)."""
+        if _rate_limited(message.queue):
+            return self.schedule(message)
         data, attributes = message.encode()
         topic = self.topic_path(message.queue)
         pb = _PubsubMessagePb(data=data, attributes=attributes)
@@ -151,7 +156,10 @@ class PubSubAdapter(Adapter):
         Each round under the adapters' retry policy sends again only the messages whose
         request failed transiently; a terminal error (a missing topic) fails its messages at
         once. Those that still fail are reported together in a :class:`BulkEnqueueError`.
+        Jobs of a ``rate_limit`` queue go to :meth:`schedule_many` instead.
         """
+        if any(_rate_limited(m.queue) for m in messages):
+            return self._publish_split(messages)
         pending: list[_Item] = []
         for m in messages:  # every message is encoded (and checked) before any is sent
             pending.append((m, self.topic_path(m.queue), *m.encode()))
@@ -251,14 +259,50 @@ class PubSubAdapter(Adapter):
                     )
         return self._pool
 
-    def schedule(self, message: JobMessage) -> EnqueuedJob:
+    def _publish_split(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """:meth:`publish_many` of jobs some of which go through Cloud Tasks (rate-limited
+        queues): the rest to Pub/Sub, then those; the results in the order given."""
+        held = [_rate_limited(m.queue) for m in messages]
+        direct = [m for m, h in zip(messages, held, strict=True) if not h]
+        direct_error: BulkEnqueueError | None = None
+        try:
+            published = self.publish_many(direct) if direct else []
+        except BulkEnqueueError as exc:  # the rate-limited ones are sent all the same
+            direct_error, published = exc, list(exc.enqueued)
+        try:
+            scheduled = self.schedule_many(
+                [m for m, h in zip(messages, held, strict=True) if h])
+        except BulkEnqueueError as exc:
+            if direct_error is None:
+                exc.enqueued = published + exc.enqueued
+                raise
+            direct_error.enqueued += exc.enqueued
+            direct_error.failed += exc.failed
+            raise direct_error from None
+        if direct_error is not None:
+            direct_error.enqueued += scheduled
+            raise direct_error
+        sent, kept = iter(published), iter(scheduled)
+        return [next(kept) if h else next(sent) for h in held]
+
+    def scheduler(self) -> Any:
+        """The shared :class:`~pubsub_jobs.adapters.cloud_tasks.CloudTasksScheduler`, built
+        (and the Cloud Tasks settings checked) on first use."""
         from pubsub_jobs.adapters.cloud_tasks import CloudTasksScheduler
 
         if self._scheduler is None:
             with self._lock:
                 if self._scheduler is None:
                     self._scheduler = CloudTasksScheduler(self.settings)
-        scheduled: EnqueuedJob = self._scheduler.schedule(message)
+        return self._scheduler
+
+    def schedule(self, message: JobMessage) -> EnqueuedJob:
+        scheduled: EnqueuedJob = self.scheduler().schedule(message)
+        return scheduled
+
+    def schedule_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """Create the jobs' tasks with ``BatchCreateTasks`` (see ``cloud_tasks_batch``)."""
+        scheduled: list[EnqueuedJob] = self.scheduler().schedule_many(messages)
         return scheduled
 
     def close(self) -> None:
@@ -288,3 +332,9 @@ class PubSubAdapter(Adapter):
         names = project_resource_ids(self.settings, lambda project: self.publisher.list_topics(
             request={"project": project}, timeout=5.0))
         return naming_hint(self.settings, queue, names)
+
+
+def _rate_limited(queue: str) -> bool:
+    """Whether ``queue`` is declared with ``rate_limit``: its jobs go through Cloud Tasks."""
+    declared = declared_queue(queue)
+    return declared is not None and declared.rate_limit is not None

@@ -4,8 +4,10 @@ For queue ``Q`` and prefix ``jobs-``: topic ``jobs-Q``; worker subscription ``jo
 with a dead-letter policy (to ``jobs-Q-dead-letter``) and an exponential retry policy;
 dead-letter topic and subscription ``jobs-Q-dead-letter``. Terraform creates the same from
 the same :class:`~pubsub_jobs.settings.QueueOptions`. When a Cloud Tasks location is
-configured, ``bootstrap`` also creates the Cloud Tasks queue that holds delayed jobs
-(``jobs-delayed``), shared by every queue.
+configured, ``bootstrap`` also creates the Cloud Tasks queue that holds delayed and unique
+jobs (``jobs-delayed``), shared by every queue, and for each queue declared with
+``rate_limit=N`` its own Cloud Tasks queue ``jobs-Q-rate`` dispatching at most N a second
+(an existing one whose rate differs is changed to the declaration in place).
 
 With ``push_endpoint`` (``bootstrap --push-endpoint URL``), the worker subscription is a
 push subscription instead, to ``URL/push/Q`` (``URL`` is the push server's base URL), with
@@ -19,7 +21,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from google.api_core import exceptions as gexc
@@ -27,6 +28,8 @@ from google.cloud import pubsub_v1
 from google.protobuf import field_mask_pb2
 
 from pubsub_jobs.adapters.clients import pubsub_clients
+from pubsub_jobs.admin.tasks_queues import cloud_tasks_queue_spec as cloud_tasks_queue_spec
+from pubsub_jobs.admin.tasks_queues import ensure_tasks_queues
 from pubsub_jobs.errors import ConfigurationError, TopologyDrift
 from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import QueueOptions, Settings, get_settings
@@ -200,6 +203,12 @@ def bootstrap(
     queues = list(queues)
     pushes = {q: push_config(q, push_endpoint, settings) for q in queues} if push_endpoint else {}
     heartbeats = settings.workers_topic_path()
+    limited = rate_limited_queues(queues)
+    if limited and not settings.cloud_tasks_location:  # before anything is created
+        raise ConfigurationError(
+            f"queue {limited[0]!r} is declared with rate_limit, so its jobs go through a Cloud "
+            "Tasks queue of its own: set PUBSUB_JOBS_CLOUD_TASKS_LOCATION (e.g. us-central1) "
+            "and run bootstrap again")
     if any(settings.topic_path(q) == heartbeats for q in queues):
         raise ConfigurationError(f"queue name 'workers' is taken: its topic would be "
                                  f"{heartbeats}, the workers' heartbeats; choose another name")
@@ -225,8 +234,14 @@ def bootstrap(
             _ensure_subscription(subscriber, worker, report, update,
                                  declared=declared_queue(queue) is not None)
         if settings.cloud_tasks_location:
-            ensure_cloud_tasks_queue(settings, report)
+            ensure_cloud_tasks_queue(settings, report, rate_limited=limited)
     return report
+
+
+def rate_limited_queues(queues: Iterable[str]) -> list[str]:
+    """The queues of ``queues`` declared with ``rate_limit``."""
+    return [q for q in queues
+            if (declared := declared_queue(q)) is not None and declared.rate_limit is not None]
 
 
 def push_config(queue: str, base_url: str, settings: Settings) -> pubsub_v1.types.PushConfig:
@@ -262,39 +277,19 @@ def push_config(queue: str, base_url: str, settings: Settings) -> pubsub_v1.type
     )
 
 
-def cloud_tasks_queue_spec(settings: Settings) -> Any:
-    """The Cloud Tasks queue of delayed jobs, as Terraform makes it: a failed publish of a
-    due job (Pub/Sub unavailable, a permission missing) is tried 100 times, 1 s to 5 min apart."""
-    from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_queue_path, tasks_v2
-
-    return tasks_v2.Queue(
-        name=cloud_tasks_queue_path(settings),
-        retry_config=tasks_v2.RetryConfig(
-            max_attempts=100, min_backoff=timedelta(seconds=1), max_backoff=timedelta(minutes=5)
-        ),
-    )
-
-
 def ensure_cloud_tasks_queue(
-    settings: Settings | None = None, report: BootstrapReport | None = None
+    settings: Settings | None = None, report: BootstrapReport | None = None,
+    *, rate_limited: Iterable[str] = (),
 ) -> str:
-    """Create the Cloud Tasks queue of delayed jobs if it does not exist; returns its name."""
-    from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client
-
-    settings = settings or get_settings()
-    queue = cloud_tasks_queue_spec(settings)
-    parent = queue.name.rsplit("/queues/", 1)[0]
-    client = cloud_tasks_client(settings)
-    try:
-        client.create_queue(parent=parent, queue=queue)
-        if report is not None:
-            report.created.append(queue.name)
-    except gexc.AlreadyExists:
-        if report is not None:
-            report.existing.append(queue.name)
-    finally:
-        client.transport.close()
-    return str(queue.name)
+    """Create the Cloud Tasks queue of delayed jobs if it does not exist, and the ``-rate``
+    queue of each of ``rate_limited`` (declared with ``rate_limit``): created with the
+    declared rate, or changed to it in place when it differs (see
+    :mod:`pubsub_jobs.admin.tasks_queues`). Returns the first's name."""
+    done = ensure_tasks_queues(settings or get_settings(), rate_limited)
+    if report is not None:
+        for name, what in done:
+            getattr(report, what).append(name)
+    return done[0][0]
 
 
 def _ensure_subscription(

@@ -1,6 +1,7 @@
 """Draining queues until their delayed jobs have come out of Cloud Tasks and run.
 
-A delayed job is a task in the Cloud Tasks queue (``jobs-delayed``) whose HTTP request
+A delayed (or unique) job is a task in the Cloud Tasks queue (``jobs-delayed``), a job of a
+rate-limited queue one in that queue's ``jobs-Q-rate``, whose HTTP request
 publishes the job to its queue's topic when due (see
 :mod:`pubsub_jobs.adapters.cloud_tasks`). :func:`pending_delayed_jobs` lists the tasks
 that will publish to some queues; :func:`drain_with_delayed` runs a worker until none is
@@ -20,7 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client, cloud_tasks_queue_path
+from pubsub_jobs.adapters.cloud_tasks import (
+    cloud_tasks_client,
+    cloud_tasks_queue_path,
+    tasks_queue_path,
+)
 from pubsub_jobs.message import format_time, utcnow
 from pubsub_jobs.middleware import Middleware, load_middleware
 from pubsub_jobs.settings import Settings
@@ -73,15 +78,16 @@ def pending_delayed_jobs(
 ) -> list[PendingDelayedJob]:
     """The delayed jobs Cloud Tasks still holds for ``queues`` (those of ``settings``'
     prefix), soonest first. Raises ``ConfigurationError`` when Cloud Tasks is not set up."""
-    parent = cloud_tasks_queue_path(settings)
+    # the delayed-jobs queue, and the -rate queue of each rate-limited one
+    parents = dict.fromkeys([cloud_tasks_queue_path(settings),
+                             *(tasks_queue_path(settings, q) for q in queues)])
     targets = {f"/{settings.topic_path(q)}:publish": q for q in queues}
     own = client is None
     client = client or cloud_tasks_client(settings)
     tasks_v2: Any = importlib.import_module("google.cloud.tasks_v2")
     try:
-        tasks = list(client.list_tasks(
-            request={"parent": parent, "response_view": tasks_v2.Task.View.FULL}
-        ))
+        tasks = [task for parent in parents for task in client.list_tasks(
+            request={"parent": parent, "response_view": tasks_v2.Task.View.FULL})]
     finally:
         if own:
             client.transport.close()
