@@ -13,7 +13,7 @@ from google.cloud.pubsub_v1.publisher.exceptions import PublishError
 from google.pubsub_v1 import PublisherClient as GapicPublisherClient
 from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
-from pubsub_jobs.adapter import Adapter, result_for
+from pubsub_jobs.adapter import Adapter, is_delayed, result_for
 from pubsub_jobs.adapters import _retry
 from pubsub_jobs.adapters.clients import publisher_client
 from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
@@ -259,9 +259,18 @@ class PubSubAdapter(Adapter):
                     )
         return self._pool
 
+    def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
+        """As :meth:`Adapter.enqueue_many`; when some jobs go through Cloud Tasks, its
+        settings are checked first, so a missing one publishes nothing."""
+        if any(m.unique is not None or _rate_limited(m.queue) or is_delayed(m)
+               for m in messages):
+            self.scheduler()
+        return super().enqueue_many(messages)
+
     def _publish_split(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """:meth:`publish_many` of jobs some of which go through Cloud Tasks (rate-limited
         queues): the rest to Pub/Sub, then those; the results in the order given."""
+        self.scheduler()  # its settings checked before anything is published
         held = [_rate_limited(m.queue) for m in messages]
         direct = [m for m, h in zip(messages, held, strict=True) if not h]
         direct_error: BulkEnqueueError | None = None

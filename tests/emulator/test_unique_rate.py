@@ -18,6 +18,9 @@ from pubsub_jobs import Settings, queues
 from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client, tasks_queue_path
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.admin.topology import bootstrap
+from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.jobs import enqueue_many
+from pubsub_jobs.testing import drain
 from pubsub_jobs.worker import Worker
 from tests import jobs_unique
 from tests.jobs_unique import PACED, QUEUE, runs
@@ -68,8 +71,6 @@ def paced(bootstrap_queues, delayed_jobs_settings: Settings, declare) -> Setting
 
 def _drain(settings: Settings, *names: str) -> None:
     """Run a worker until Cloud Tasks has published every job of ``names`` and they ran."""
-    from pubsub_jobs.testing import drain
-
     drain(*names, settings=settings, wait_for_delayed=True, idle=0.5)
 
 
@@ -220,3 +221,19 @@ def test_a_rate_limited_queues_jobs_go_through_its_cloud_tasks_queue(
     assert sorted(n for _, n in runs(tag)) == list(range(10))
     assert sorted(job_id for job_id, _ in runs(tag)) == sorted(
         r.job_id for r in [*results, one, delayed])
+
+
+def test_without_cloud_tasks_a_rate_limited_enqueue_publishes_nothing(
+    pubsub_jobs_settings: Settings, bootstrap_queues, declare, tag: str
+) -> None:
+    """Cloud Tasks not configured: enqueue_many of a plain job and a rate-limited one refuses
+    with a sentence before anything is published, the plain one included."""
+    declare(PACED, rate_limit=5)
+    bootstrap_queues(QUEUE)
+    messages = [jobs_unique.remember.message(tag, 1), jobs_unique.paced.message(tag, 2)]
+    with pytest.raises(ConfigurationError, match=(
+            "^delayed, unique and rate-limited jobs need a Cloud Tasks location: set "
+            "PUBSUB_JOBS_CLOUD_TASKS_LOCATION")):
+        enqueue_many(messages)
+    drain(QUEUE, settings=pubsub_jobs_settings, idle=0.5)
+    assert runs(tag) == []
