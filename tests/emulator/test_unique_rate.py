@@ -18,7 +18,7 @@ from pubsub_jobs import Settings, queues
 from pubsub_jobs.adapters.cloud_tasks import cloud_tasks_client, tasks_queue_path
 from pubsub_jobs.adapters.pubsub import PubSubAdapter
 from pubsub_jobs.admin.topology import bootstrap
-from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError, EnqueueError
 from pubsub_jobs.jobs import enqueue_many
 from pubsub_jobs.testing import drain
 from pubsub_jobs.worker import Worker
@@ -237,3 +237,20 @@ def test_without_cloud_tasks_a_rate_limited_enqueue_publishes_nothing(
         enqueue_many(messages)
     drain(QUEUE, settings=pubsub_jobs_settings, idle=0.5)
     assert runs(tag) == []
+
+
+def test_a_missing_rate_queue_says_how_to_create_it(
+    delayed_jobs_settings: Settings, declare, tag: str
+) -> None:
+    """Declared rate-limited, but bootstrap never made its -rate queue: one enqueue and a
+    bulk one both fail, naming the queue and the bootstrap that creates it."""
+    declare(PACED, rate_limit=5)
+    path = tasks_queue_path(delayed_jobs_settings, PACED)
+    with pytest.raises(EnqueueError, match=f"^Cloud Tasks queue {path} does not exist .*"
+                       "create it with `pubsub-jobs bootstrap"):
+        jobs_unique.paced.enqueue(tag)
+    with pytest.raises(BulkEnqueueError) as caught:
+        jobs_unique.paced.enqueue_many([(tag, 1), (tag, 2)])
+    assert str(caught.value).startswith(
+        f"2 of 2 jobs were not scheduled; the first: Cloud Tasks queue {path} does not exist")
+    assert caught.value.enqueued == [] and len(caught.value.failed) == 2
