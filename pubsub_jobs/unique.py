@@ -93,11 +93,6 @@ def unique_job_id(queue: str, key: str, seconds: float, window: int) -> str:
     return f"unique-{window}-{hashlib.sha256(material).hexdigest()[:32]}"
 
 
-def window_end(seconds: float, window: int) -> float:
-    """The Unix time window ``window`` of ``seconds`` ends (exclusive)."""
-    return (window + 1) * seconds
-
-
 def with_unique_id(message: JobMessage, now: datetime) -> JobMessage:
     """``message`` with the job id its key and the window of ``now`` derive (as it is when
     it is not a unique job)."""
