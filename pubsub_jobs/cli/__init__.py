@@ -165,7 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     _dead_cmd.register(sub)  # dead list/show/retry/purge
     _queues_cmd.register(sub)  # queues
+    _app_after_command(parser)
     return parser
+
+
+def _app_after_command(parser: argparse.ArgumentParser) -> None:
+    """Let ``--app`` come after the command too (``pubsub-jobs bootstrap --app myapp``), as
+    people type it; it adds to those given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                if not any("--app" in a.option_strings for a in command._actions):
+                    command.add_argument(
+                        "--app", action="append", metavar="MODULE", dest="app_after",
+                        default=argparse.SUPPRESS,
+                        help="as --app before the command: a module of your application")
+                _app_after_command(command)
 
 
 #: Commands that read settings or jobs, and so take a Django project's (the worker does it
@@ -178,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
+    if getattr(args, "app_after", None):
+        args.app = [*(args.app or []), *args.app_after]
     try:  # the settings give the log defaults: an invalid variable is named, not a traceback
         settings = get_settings()
     except JobError as exc:
