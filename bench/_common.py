@@ -45,6 +45,8 @@ class Config:
     prefetch_values: tuple[int, ...] = (0, 10, 40, 100, 990)
     spread_n: int = 1_000
     spread_seconds: float = 0.01
+    #: The exactly-once phase: jobs drained per side (plain, exactly-once).
+    exactly_once_n: int = 5_000
     payload_bytes: int = 200
     reps: int = 3
     warmup: bool = True
@@ -55,7 +57,7 @@ QUICK = Config(
     headline_n=200, headline_streams_n=300, headline_streams=(4,),
     headline_fresh_emulator=False, emulator_warmup_n=0,
     publish_n=200, latency_n=10, drain_n=100, start_n=10, rss_n=100, prefetch_n=100,
-    prefetch_values=(0, 40), spread_n=40, warmup=False, settle=0.3,
+    prefetch_values=(0, 40), spread_n=40, exactly_once_n=100, warmup=False, settle=0.3,
 )
 
 

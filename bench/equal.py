@@ -96,18 +96,26 @@ class Bench:
         return topic
 
     @contextlib.contextmanager
-    def queue(self, name: str, fill: int = 0) -> Iterator[str]:
-        """A fresh queue (bootstrap), holding ``fill`` no-op jobs, deleted afterwards."""
+    def queue(self, name: str, fill: int = 0, exactly_once: bool = False) -> Iterator[str]:
+        """A fresh queue (bootstrap), holding ``fill`` no-op jobs, deleted afterwards;
+        ``exactly_once``: declared so (:func:`pubsub_jobs.queue`) while it exists."""
+        from pubsub_jobs import queue as declare
         from pubsub_jobs.admin.topology import bootstrap, delete_topology
+        from pubsub_jobs.queues import declared_queues
 
         queue = f"{name}-{uuid.uuid4().hex[:6]}"
-        bootstrap([queue], self.settings)
+        if exactly_once:
+            declare(queue, exactly_once=True)
         try:
-            if fill:
-                self.fill(queue, fill)
-            yield queue
+            bootstrap([queue], self.settings)
+            try:
+                if fill:
+                    self.fill(queue, fill)
+                yield queue
+            finally:
+                delete_topology([queue], self.settings)
         finally:
-            delete_topology([queue], self.settings)
+            declared_queues.remove(queue)
 
     def fill(self, queue: str, n: int) -> None:
         """Publish ``n`` valid no-op jobs (fast: one encoded template, fresh job ids)."""

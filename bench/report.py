@@ -149,6 +149,22 @@ def prefetch(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def exactly_once(e: dict[str, Any]) -> list[str]:
+    return [
+        f"One worker of {e['threads']} threads at one stream draining {e['n']:,} queued no-op "
+        f"jobs from a plain queue and from a queue declared exactly_once (acks answered by "
+        f"Pub/Sub). Median of {e['reps']}, interleaved.",
+        "",
+        "| queue | drain jobs/s | acks confirmed |",
+        "|---|--:|--:|",
+        f"| plain | {e['plain']['drain']:,.0f} | - |",
+        f"| exactly_once | {e['exactly_once']['drain']:,.0f} | "
+        f"{e['exactly_once']['acks_confirmed']:,.0f} |",
+        "",
+        f"Exactly-once / plain: {e['ratio']:.2f}.",
+    ]
+
+
 def measured(results: dict[str, Any]) -> str:
     """The line on when, on what machine and under what load a run was measured."""
     m, load = results["machine"], results["load_average"]
@@ -170,6 +186,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "emulator.", "", *equal(results["figures"])]
     if "prefetch" in results:
         lines += ["", "### Prefetch", "", *prefetch(results["prefetch"])]
+    if "exactly_once" in results:
+        lines += ["", "### Exactly-once queue", "", *exactly_once(results["exactly_once"])]
     return "\n".join(lines) + "\n"
 
 

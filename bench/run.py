@@ -11,6 +11,8 @@ One command reproduces every table; it starts its own Pub/Sub emulators on free 
   settings, on one shared fresh emulator.
 - ``prefetch`` (:mod:`bench.prefetch`): what the worker's prefetch does to draining and to
   how a burst spreads over two workers.
+- ``exactly_once`` (:mod:`bench.exactly_once`): draining a plain queue and an exactly-once
+  queue, and the ratio.
 
 Results go to ``bench/results/latest.json`` and ``latest.md`` (:mod:`bench.report`).
 """
@@ -34,7 +36,8 @@ from bench._common import QUICK, RESULTS, ROOT, Config, Figure, log, machine
 HEADLINE = "headline"
 EQUAL = ("bulk", "single", "drain", "start", "rss")
 PREFETCH = "prefetch"
-ALL_PHASES = (HEADLINE, *EQUAL, PREFETCH)
+EXACTLY_ONCE = "exactly_once"
+ALL_PHASES = (HEADLINE, *EQUAL, PREFETCH, EXACTLY_ONCE)
 #: The emulators' JVM heap (the emulator's own default, 256 MB, is tight for 50,000 jobs).
 EMULATOR_HEAP = "-Xmx1g"
 
@@ -60,6 +63,7 @@ def run(config: Config, phases: list[str], workdir: Path, host: str | None = Non
     """Run the phases; the results as a JSON-ready dict. ``host``: an emulator to use for the
     shared phases instead of a fresh one (the headline always starts its own)."""
     from bench.equal import Bench
+    from bench.exactly_once import phase_exactly_once
     from bench.headline import compile_sources, phase_headline
     from bench.prefetch import phase_prefetch
     from pubsub_jobs.emulator import free_port, start_pubsub_emulator
@@ -86,6 +90,9 @@ def run(config: Config, phases: list[str], workdir: Path, host: str | None = Non
                 for name in shared:
                     if name == PREFETCH:
                         results["prefetch"] = _timed(name, lambda: phase_prefetch(bench))
+                    elif name == EXACTLY_ONCE:
+                        results["exactly_once"] = _timed(name,
+                                                         lambda: phase_exactly_once(bench))
                     else:
                         figures = _timed(name, lambda name=name: equal[name](bench))
                         results["figures"] += [f.as_dict() for f in figures]
@@ -134,6 +141,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         ("rss_n", "--rss-n", "jobs before the second RSS reading (second table)"),
         ("prefetch_n", "--prefetch-n", "jobs drained per prefetch value"),
         ("spread_n", "--spread-n", "jobs of the burst spread over two workers"),
+        ("exactly_once_n", "--exactly-once-n", "jobs drained per side of the exactly-once "
+                                               "phase"),
         ("payload_bytes", "--payload-bytes", "size of the job's string argument"),
         ("reps", "--reps", "repetitions of each run (at least 3 for a report)"),
     ]

@@ -149,6 +149,12 @@ COUNTERS: dict[str, str] = {
     "errors": "Unexpected errors of pubsub-jobs or a middleware (the message is delivered "
               "again).",
     "nacked_on_stop": "Messages handed back unstarted because the worker was stopping.",
+    "acks_confirmed": "Acks Pub/Sub confirmed on an exactly-once subscription (the message is "
+                      "not delivered again).",
+    "acks_refused": "Acks Pub/Sub refused on an exactly-once subscription (the lease was lost: "
+                    "the job runs again).",
+    "nacks_refused": "Nacks Pub/Sub refused on an exactly-once subscription (the lease was "
+                     "lost: the message comes back anyway).",
     "duplicates": "Pushed messages delivered again while running or after they were done.",
     "refused": "Push requests refused (token, path, body).",
 }

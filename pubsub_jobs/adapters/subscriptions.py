@@ -44,6 +44,16 @@ class SubscriptionCheck:
             return None
         return int(self.subscription.dead_letter_policy.max_delivery_attempts)
 
+    @property
+    def exactly_once(self) -> bool:
+        """Whether Pub/Sub delivers this subscription exactly once: what the subscription
+        says when it was read, else what the queue's declaration says (a worker acks such
+        a queue's messages with Pub/Sub's answer, :mod:`pubsub_jobs.worker.acks`)."""
+        if self.subscription is not None:
+            return bool(self.subscription.enable_exactly_once_delivery)
+        declared = declared_queue(self.queue)
+        return declared is not None and declared.exactly_once
+
 
 def check_subscription(
     subscriber: Any, queue: str, settings: Settings, registry: Registry, *, fix: str

@@ -202,6 +202,11 @@ def bootstrap(
     report = BootstrapReport()
     queues = list(queues)
     pushes = {q: push_config(q, push_endpoint, settings) for q in queues} if push_endpoint else {}
+    # Every worker subscription is built before anything is created, so a queue that cannot
+    # be pushed (declared exactly_once: pull only) is refused with nothing made.
+    topologies = {q: QueueTopology.of(q, settings) for q in queues}
+    workers = {q: (topo.push_subscription(pushes[q]) if q in pushes
+                   else topo.worker_subscription()) for q, topo in topologies.items()}
     heartbeats = settings.workers_topic_path()
     limited = rate_limited_queues(queues)
     if limited and not settings.cloud_tasks_location:  # before anything is created
@@ -218,15 +223,14 @@ def bootstrap(
         except gexc.AlreadyExists:
             pass
         for queue in queues:
-            topo = QueueTopology.of(queue, settings)
+            topo = topologies[queue]
             for topic in (topo.topic, topo.dead_letter_topic):
                 try:
                     publisher.create_topic(name=topic)
                     report.created.append(topic)
                 except gexc.AlreadyExists:
                     report.existing.append(topic)
-            worker = (topo.push_subscription(pushes[queue]) if queue in pushes
-                      else topo.worker_subscription())
+            worker = workers[queue]
             _ensure_subscription(subscriber, topo.dead_letter_subscription_spec(), report,
                                  update)
             # Ordering and exactly-once are checked for declared queues only: a queue no

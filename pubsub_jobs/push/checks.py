@@ -6,6 +6,9 @@ refused: Pub/Sub would send no ``deliveryAttempt`` and a failing job could only 
 per instance. Everything else that would make pushes fail or never come is a warning: a
 pull subscription, an endpoint that is not ``/push/QUEUE``, a token this server would
 refuse, an ack deadline under :data:`~pubsub_jobs.push.handler.PUSH_ACK_DEADLINE`.
+A queue declared ``exactly_once`` never gets this far: the endpoint refuses to serve it
+when it is built (:class:`~pubsub_jobs.push.handler.PushHandler`), since Pub/Sub offers
+exactly-once delivery on pull subscriptions only.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ from pubsub_jobs.push.envelope import (
     parse_envelope,
     too_large,
 )
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class PushHandler:
         if concurrency < 1:
             raise ConfigurationError("a push endpoint's concurrency is at least 1")
         self.queues = tuple(dict.fromkeys(queues))
+        _refuse_exactly_once(self.queues)
         self.settings = settings or get_settings()
         self.verifier = verifier or TokenVerifier(self.settings)
         self.concurrency = concurrency
@@ -312,3 +314,16 @@ class LazyHandler:
             handler, self._handler = self._handler, None
         if handler is not None:
             handler.close()
+
+
+def _refuse_exactly_once(queues: Sequence[str]) -> None:
+    """A queue declared ``exactly_once`` is not served by push: Pub/Sub offers exactly-once
+    delivery on pull subscriptions only, so its jobs would run at least once here."""
+    for queue in queues:
+        declared = declared_queue(queue)
+        if declared is not None and declared.exactly_once:
+            raise ConfigurationError(
+                f"queue {queue!r} is declared exactly_once=True ({declared.origin}), which "
+                "Pub/Sub offers on pull subscriptions only, so a push endpoint cannot serve "
+                f"it: run its jobs with `pubsub-jobs worker --queue {queue}` and leave it out "
+                "of the push endpoint's queues")

@@ -41,6 +41,7 @@ from pubsub_jobs.middleware.logging import StructuredLogging
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.settings import Settings, get_settings, naming_hint, project_resource_ids
+from pubsub_jobs.worker.acks import ConfirmedAcks
 from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
 from pubsub_jobs.worker.leases import LeaseKeeper
@@ -82,6 +83,8 @@ class Worker:
         self._status_writer: StatusFileWriter | None = None
         self._heartbeat: Heartbeat | None = None
         self._subscription_limits: dict[str, int] = {}
+        #: Queues whose subscription delivers exactly once: acked with Pub/Sub's answer.
+        self._exactly_once: dict[str, bool] = {}
         self.stats = DeliveryStats()
         self.error: StreamFailed | None = None
         if middleware is None:  # the settings' (PUBSUB_JOBS_MIDDLEWARE / --middleware)
@@ -182,6 +185,7 @@ class Worker:
                 missing.append(spec.name)
             if check.max_delivery_attempts is not None:
                 self._subscription_limits[spec.name] = check.max_delivery_attempts
+            self._exactly_once[spec.name] = check.exactly_once
             for warning in check.warnings:
                 log.warning("%s", warning)
         return missing
@@ -246,10 +250,15 @@ class Worker:
         count_outcome = stats.count_outcome
         monotonic = time.monotonic
         ack, cont = Action.ACK, Action.CONTINUE
+        ack_message: Callable[[Message], None] = Message.ack
+        nack_message: Callable[[Message], None] = Message.nack
+        if self._exactly_once.get(queue):  # acked with Pub/Sub's answer, counted
+            confirmed = ConfirmedAcks(queue, stats)
+            ack_message, nack_message = confirmed.ack, confirmed.nack
 
         def on_message(message: Message) -> None:
             if stopping():
-                message.nack()
+                nack_message(message)
                 with lock:
                     counts["nacked_on_stop"] += 1
                 return
@@ -269,19 +278,19 @@ class Worker:
                 outcome = perform(delivery)
                 done = outcome.action is ack or settle(delivery, outcome, store)
                 if done:
-                    message.ack()
+                    ack_message(message)
                 else:
-                    message.nack()
+                    nack_message(message)
             except Exception:
                 # A bug of ours or of a middleware: the message comes back, and after its
                 # last delivery the subscription's own policy dead-letters it. The stream
                 # goes on with the other messages.
                 log.exception("unexpected error handling message %s; nacking it", key)
-                message.nack()
+                nack_message(message)
                 with lock:
                     counts["errors"] += 1
             except BaseException:
-                message.nack()
+                nack_message(message)
                 raise
             finally:
                 now = monotonic()

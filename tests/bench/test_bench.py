@@ -93,6 +93,10 @@ def test_quick_run_reports_every_figure(pubsub_emulator: str, tmp_path: Path) ->
     assert [row["prefetch"] for row in prefetch] == [0, 40]
     for row in prefetch:
         assert row["drain"] > 0 and 0.5 <= row["spread"] <= 1 and 0 <= row["late"] <= 1
+    eo = results["exactly_once"]
+    assert eo["plain"]["drain"] > 0 and eo["exactly_once"]["drain"] > 0 and eo["ratio"] > 0
+    assert eo["exactly_once"]["acks_confirmed"] > 0 and eo["plain"]["acks_confirmed"] == 0
+    assert "### Exactly-once queue" in table
     assert results["machine"]["cores"] >= 1 and results["machine"]["python"]
     assert results["load_average"]["before"]
 
