@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from pubsub_jobs._hooks import Middleware, MiddlewareChain
@@ -54,6 +55,28 @@ class Adapter(ABC):
             "configured (PUBSUB_JOBS_CLOUD_TASKS_LOCATION)"
         )
 
+    def cancel(self, job_id: str, queue: str) -> bool:
+        """Delete job ``job_id`` of ``queue`` while it still waits to be published (delayed,
+        unique or rate-limited): True when it was cancelled and will not run, False when it
+        had already left (it will run, or ran) or no such job waits, the reason logged.
+
+        This base holds no waiting jobs: it raises
+        :class:`~pubsub_jobs.errors.ConfigurationError` saying so. The Pub/Sub adapter deletes
+        the job's Cloud Tasks task; the in-memory adapter drops a delayed job not yet due.
+        """
+        raise ConfigurationError(
+            f"{type(self).__name__} holds no waiting jobs, so job {job_id!r} of queue "
+            f"{queue!r} cannot be cancelled: only a job still waiting in Cloud Tasks (the "
+            "Pub/Sub adapter) or among the in-memory adapter's delayed jobs can be"
+        )
+
+    def _cancellable(self, result: EnqueuedJob) -> EnqueuedJob:
+        """``result`` with this adapter's :meth:`cancel` attached, when it has one of its own:
+        :meth:`EnqueuedJob.cancel` goes to the adapter that holds the job."""
+        if result._canceller is not None or type(self).cancel is Adapter.cancel:
+            return result
+        return replace(result, _canceller=self.cancel)
+
     def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """Publish many jobs now; the default publishes them one by one."""
         return [self.publish(message) for message in messages]
@@ -65,9 +88,11 @@ class Adapter(ABC):
             message = chain.before_enqueue(message)
         try:
             if is_delayed(message):
-                result = self.schedule(message)
+                result = self._cancellable(self.schedule(message))
             else:
                 result = self.publish(message)
+                if result.message_id is None:  # held back (a rate-limited or unique job)
+                    result = self._cancellable(result)
         except BaseException as exc:
             if chain:
                 chain.after_enqueue(message, None, exc)
@@ -87,8 +112,10 @@ class Adapter(ABC):
         errors: dict[str, BaseException] = {}
         try:
             results = self.publish_many(now_) if now_ else []
+            if any(r.message_id is None for r in results):  # held back: see enqueue
+                results = [r if r.message_id else self._cancellable(r) for r in results]
             for m in later:
-                results.append(self.schedule(m))
+                results.append(self._cancellable(self.schedule(m)))
         except BulkEnqueueError as exc:
             results = list(exc.enqueued)
             errors = {m.job_id: error for m, error in exc.failed}

@@ -8,6 +8,7 @@ validation, retries and dead-lettering as production. Dead jobs are the dead set
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,8 @@ from pubsub_jobs.middleware import Middleware, MiddlewareChain
 from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -144,6 +147,23 @@ class InMemoryAdapter(Adapter):
         with self._lock:
             self.scheduled.append(stored)
         return result_for(message, stored.message_id)
+
+    def cancel(self, job_id: str, queue: str) -> bool:
+        """Drop delayed job ``job_id`` of ``queue`` if it is not yet due on :attr:`now` (it then
+        never runs): True; False when it is due, released or unknown, as on Cloud Tasks."""
+        now = self.now
+        with self._lock:
+            for stored in self.scheduled:
+                if stored.due is not None and stored.due > now and (
+                        stored.attributes.get("job_id") == job_id
+                        and stored.attributes.get("queue_name") == queue):
+                    self.scheduled.remove(stored)
+                    log.info("cancelled job %s of queue %r (it was delayed until %s)",
+                             job_id, queue, stored.due)
+                    return True
+        log.info("job %s of queue %r was not cancelled: no delayed job of that id waits (it "
+                 "is due, or ran, or was never enqueued delayed)", job_id, queue)
+        return False
 
     def jobs(self, queue: str | None = None) -> list[JobMessage]:
         """The jobs waiting to run (in one queue, or all), decoded; not the delayed ones."""
