@@ -10,10 +10,12 @@ same time, runs; after it, and a generous wait more, the cancelled one has not.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,8 @@ from pubsub_jobs.worker import Worker
 from tests import jobs_delayed
 from tests.jobs_delayed import QUEUE, runs
 from tests.waiting import wait_for
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cancel.md"
 
 #: Due soon enough to wait for, late enough to cancel first on a loaded machine.
 DUE = timedelta(seconds=3)
@@ -117,6 +121,14 @@ def test_cancel_by_job_id_from_another_process(worker: Worker, delayed: Settings
     finally:
         elsewhere.close()
     assert the_control_ran_and_nothing_else(tag, control.job_id) == [control.job_id]
+
+
+def test_the_docs_example_runs(delayed: Settings, bootstrap_queues, capsys) -> None:
+    bootstrap_queues("mailers", settings=delayed)
+    [block, _] = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    namespace: dict[str, object] = {"__name__": "docs_cancel"}
+    exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own docs
+    assert capsys.readouterr().out == "cancelled: the reminder will not be sent\n"
 
 
 # --------------------------------------------------------------------- the command line
