@@ -75,7 +75,7 @@ class Adapter(ABC):
         :meth:`EnqueuedJob.cancel` goes to the adapter that holds the job."""
         if result._canceller is not None or type(self).cancel is Adapter.cancel:
             return result
-        return replace(result, _canceller=self.cancel)
+        return replace(result, _canceller=_Canceller(self))
 
     def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """Publish many jobs now; the default publishes them one by one."""
@@ -135,6 +135,31 @@ class Adapter(ABC):
     def close(self) -> None:
         """Release clients; the adapter may be used again afterwards (they are rebuilt)."""
         return None
+
+
+class _Canceller:
+    """An adapter's :meth:`Adapter.cancel`, as an :class:`EnqueuedJob` keeps it: a deep copy
+    of the result (``dataclasses.asdict``) shares it rather than copying the adapter, and a
+    pickled result leaves it behind (a process that loads one cancels by id instead)."""
+
+    __slots__ = ("adapter",)
+
+    def __init__(self, adapter: Adapter | None) -> None:
+        self.adapter = adapter
+
+    def __call__(self, job_id: str, queue: str) -> bool:
+        if self.adapter is None:
+            raise ConfigurationError(
+                f"this EnqueuedJob of job {job_id!r} was unpickled, without the adapter that "
+                f"enqueued it: cancel it with pubsub_jobs.cancel({job_id!r}, queue={queue!r})"
+            )
+        return self.adapter.cancel(job_id, queue)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Canceller:
+        return self
+
+    def __reduce__(self) -> tuple[type[_Canceller], tuple[None]]:
+        return (_Canceller, (None,))
 
 
 def is_delayed(message: JobMessage) -> bool:

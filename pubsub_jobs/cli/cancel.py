@@ -8,6 +8,7 @@ sentence when the cancel could not be tried (a setting missing, Cloud Tasks refu
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -27,15 +28,21 @@ def register(sub: Any) -> None:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     # the Google clients load with the adapter: on use only
+    from pubsub_jobs.adapters.cloud_tasks import log as quiet
     from pubsub_jobs.adapters.cloud_tasks import tasks_queue_path
     from pubsub_jobs.adapters.pubsub import PubSubAdapter
 
     settings = get_settings()
     waiting_in = tasks_queue_path(settings, args.queue)  # no location: a sentence, exit 2
     adapter = PubSubAdapter(settings)
+    # The command says what happened itself: the library's INFO line of it would repeat it.
+    level = quiet.level
+    if args.log_level == "INFO":
+        quiet.setLevel(logging.WARNING)
     try:
         cancelled = adapter.cancel(args.job_id, args.queue)
     finally:
+        quiet.setLevel(level)
         adapter.close()
     if cancelled:
         print(f"cancelled job {args.job_id} of queue {args.queue} (it was waiting in Cloud "

@@ -10,7 +10,10 @@ same time, runs; after it, and a generous wait more, the cancelled one has not.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +42,7 @@ from tests.jobs_delayed import QUEUE, runs
 from tests.waiting import wait_for
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cancel.md"
+PUBSUB_JOBS = str(Path(sys.executable).with_name("pubsub-jobs"))
 
 #: Due soon enough to wait for, late enough to cancel first on a loaded machine.
 DUE = timedelta(seconds=3)
@@ -234,5 +238,69 @@ def test_a_job_waiting_in_a_rate_limited_queue_is_cancelled_there(
         assert pubsub_jobs.cancel(control, queue=rated) is False
     finally:
         w.stop()
+        client.delete_queue(name=parent)
+        client.transport.close()
+
+
+def run_command(app_dir: Path, settings: Settings, *argv: str,
+                **env: str) -> subprocess.CompletedProcess[str]:
+    """``pubsub-jobs`` as a person runs it, with the test's settings in its environment."""
+    environ = {
+        **{name: value for name, value in os.environ.items()
+           if not name.startswith("PUBSUB_JOBS_")},
+        "PUBSUB_EMULATOR_HOST": settings.pubsub_emulator_host or "",
+        "CLOUD_TASKS_EMULATOR_HOST": settings.cloud_tasks_emulator_host or "",
+        "PUBSUB_JOBS_PROJECT_ID": settings.require_project(),
+        "PUBSUB_JOBS_PREFIX": settings.prefix,
+        "PUBSUB_JOBS_CLOUD_TASKS_LOCATION": settings.cloud_tasks_location or "",
+        **env,
+    }
+    done = subprocess.run([PUBSUB_JOBS, *argv], cwd=app_dir, env=environ,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stdout + done.stderr
+    return done
+
+
+def test_the_command_finds_a_rate_limited_queue_that_the_app_declares(
+    delayed: Settings, rated: str, tag: str, tmp_path: Path
+) -> None:
+    """``--app`` names the module that declares the queue with rate_limit: the command looks
+    in that queue's -rate Cloud Tasks queue, in a process of its own."""
+    (tmp_path / "rateapp.py").write_text(
+        f"from pubsub_jobs import queue\n\nqueue({rated!r}, rate_limit=5)\n")
+    parent = tasks_queue_path(delayed, rated)
+    client = cloud_tasks_client(delayed)
+    try:
+        try:
+            client.create_queue(parent=parent.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(
+                name=parent, rate_limits=tasks_v2.RateLimits(max_dispatches_per_second=5)))
+        except gexc.AlreadyExists:
+            pass
+        job_id = wait_in_rate_queue(delayed, client, rated, tag)
+
+        # Without the app, the queue is not known to be rate-limited: not found there.
+        done = run_command(tmp_path, delayed, "cancel", rated, job_id)
+        assert done.returncode == 1, done.stderr
+        assert "does not wait in Cloud Tasks queue" in done.stderr
+        assert delayed.cloud_tasks_queue in done.stderr
+
+        done = run_command(tmp_path, delayed, "--app", "rateapp", "cancel", rated, job_id)
+        assert (done.returncode, done.stderr) == (0, ""), done.stderr
+        assert done.stdout == (f"cancelled job {job_id} of queue {rated} (it was waiting in "
+                               f"Cloud Tasks queue {parent})\n")
+        with pytest.raises(gexc.NotFound):
+            client.get_task(name=task_name(delayed, rated, job_id))
+
+        done = run_command(tmp_path, delayed, "--app", "rateapp", "cancel", rated, job_id)
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"pubsub-jobs: job {job_id} of queue {rated} was not "
+                                      f"cancelled: it does not wait in Cloud Tasks queue "
+                                      f"{parent}.")
+
+        done = run_command(tmp_path, delayed, "--app", "rateapp", "cancel", rated, job_id,
+                           PUBSUB_JOBS_CLOUD_TASKS_LOCATION="")
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr.startswith("pubsub-jobs: delayed jobs need a Cloud Tasks location")
+    finally:
         client.delete_queue(name=parent)
         client.transport.close()

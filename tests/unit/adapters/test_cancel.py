@@ -4,7 +4,10 @@ cancel looks for. No emulator (tests/emulator/test_cancel.py deletes real tasks)
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+import pickle
 import uuid
 from datetime import timedelta
 
@@ -125,6 +128,20 @@ def test_the_canceller_is_not_part_of_the_value(memory_adapter):
                         message_id=result.message_id, scheduled_at=result.scheduled_at)
     assert result == plain and hash(result) == hash(plain)
     assert repr(result) == repr(plain) and "cancel" not in repr(result)
+    # a deep copy (asdict) shares the adapter rather than copying it, locks and all
+    assert dataclasses.asdict(result)["job_id"] == result.job_id
+    assert copy.deepcopy(result).cancel() is True
+    assert memory_adapter.delayed_jobs() == []
+
+
+def test_a_pickled_result_cancels_by_id_instead(memory_adapter):
+    result = jobs_delayed.remember.using(delay=60).enqueue("x")
+    loaded = pickle.loads(pickle.dumps(result))  # noqa: S301 - our own bytes
+    assert loaded == result
+    with pytest.raises(ConfigurationError, match=r"was unpickled, without the adapter that "
+                       r"enqueued it: cancel it with pubsub_jobs.cancel\("):
+        loaded.cancel()
+    assert pubsub_jobs.cancel(loaded.job_id, queue=loaded.queue) is True
 
 
 # --------------------------------------------------------------------- the Pub/Sub adapter
