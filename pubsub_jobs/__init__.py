@@ -13,13 +13,14 @@ from pubsub_jobs import _default_adapter
 
 if typing.TYPE_CHECKING:
     from pubsub_jobs.adapter import Adapter
-    from pubsub_jobs.adapters import get_adapter, set_adapter, use_adapter
+    from pubsub_jobs.adapters import cancel, get_adapter, set_adapter, use_adapter
     from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
     from pubsub_jobs.adapters.pubsub import PubSubAdapter
     from pubsub_jobs.context import JobContext, current_job
     from pubsub_jobs.cron.schedules import Schedule, schedule
     from pubsub_jobs.errors import (
         BulkEnqueueError,
+        CancelError,
         ConfigurationError,
         DeadJobNotFound,
         EnqueueError,
@@ -51,12 +52,13 @@ __version__ = "0.1.0"
 # importing a submodule sets the package's attribute of that name to the module.
 _HOMES = {
     "pubsub_jobs.adapter": ("Adapter",),
-    "pubsub_jobs.adapters": ("get_adapter", "set_adapter", "use_adapter"),
+    "pubsub_jobs.adapters": ("cancel", "get_adapter", "set_adapter", "use_adapter"),
     "pubsub_jobs.adapters.memory": ("ImmediateAdapter", "InMemoryAdapter"),
     "pubsub_jobs.adapters.pubsub": ("PubSubAdapter",),
     "pubsub_jobs.context": ("JobContext", "current_job"),
     "pubsub_jobs.errors": (
-        "BulkEnqueueError", "ConfigurationError", "DeadJobNotFound", "EnqueueError",
+        "BulkEnqueueError", "CancelError", "ConfigurationError", "DeadJobNotFound",
+        "EnqueueError",
         "InvalidArguments", "InvalidMessage", "InvalidSchedule", "JobDefinitionError",
         "JobError", "JobFailed", "MessageTooLarge", "Retry", "ScheduleTooFar", "TopicNotFound",
         "TopologyDrift", "UnknownJob",
@@ -96,6 +98,7 @@ _default_adapter.set_default_adapter_provider(_first_default_adapter)
 __all__ = [
     "Adapter",
     "BulkEnqueueError",
+    "CancelError",
     "ConfigurationError",
     "DeadJobNotFound",
     "EnqueueError",
@@ -124,6 +127,7 @@ __all__ = [
     "TopicNotFound",
     "TopologyDrift",
     "UnknownJob",
+    "cancel",
     "configure",
     "current_job",
     "default_registry",

@@ -73,6 +73,28 @@ class Adapter(ABC):
             "configured (PUBSUB_JOBS_CLOUD_TASKS_LOCATION)"
         )
 
+    def cancel(self, job_id: str, queue: str) -> bool:
+        """Delete job ``job_id`` of ``queue`` while it still waits to be published (delayed,
+        unique or rate-limited): True when it was cancelled and will not run, False when it
+        had already left (it will run, or ran) or no such job waits, the reason logged.
+
+        This base holds no waiting jobs: it raises
+        :class:`~pubsub_jobs.errors.ConfigurationError` saying so. The Pub/Sub adapter deletes
+        the job's Cloud Tasks task; the in-memory adapter drops a delayed job not yet due.
+        """
+        raise ConfigurationError(
+            f"{type(self).__name__} holds no waiting jobs, so job {job_id!r} of queue "
+            f"{queue!r} cannot be cancelled: only a job still waiting in Cloud Tasks (the "
+            "Pub/Sub adapter) or among the in-memory adapter's delayed jobs can be"
+        )
+
+    def _cancellable(self, result: EnqueuedJob) -> EnqueuedJob:
+        """``result`` with this adapter's :meth:`cancel` attached, when it has one of its own:
+        :meth:`EnqueuedJob.cancel` goes to the adapter that holds the job."""
+        if result._canceller is not None or type(self).cancel is Adapter.cancel:
+            return result
+        return replace(result, _canceller=_Canceller(self))
+
     def publish_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """Publish many jobs now; the default publishes them one by one."""
         return [self.publish(message) for message in messages]
@@ -90,9 +112,11 @@ class Adapter(ABC):
             message = chain.before_enqueue(message)
         try:
             if is_delayed(message) or message.unique is not None:
-                result = self.schedule(message)
+                result = self._cancellable(self.schedule(message))
             else:
                 result = self.publish(message)
+                if result.message_id is None:  # held back (a rate-limited or unique job)
+                    result = self._cancellable(result)
         except BaseException as exc:
             if chain:
                 chain.after_enqueue(message, None, exc)
@@ -134,6 +158,10 @@ class Adapter(ABC):
             else:  # in the order given
                 sent, kept = iter(published), iter(scheduled)
                 results = [next(kept) if h else next(sent) for h in held]
+            # held back (delayed, unique; rate-limited ones publish without a message id):
+            # cancellable, as in enqueue
+            results = [self._cancellable(r) if h or r.message_id is None else r
+                       for r, h in zip(results, held, strict=True)]
         except BulkEnqueueError as exc:
             results = list(exc.enqueued)
             errors = {m.job_id: error for m, error in exc.failed}
@@ -162,6 +190,31 @@ class Adapter(ABC):
     def close(self) -> None:
         """Release clients; the adapter may be used again afterwards (they are rebuilt)."""
         return None
+
+
+class _Canceller:
+    """An adapter's :meth:`Adapter.cancel`, as an :class:`EnqueuedJob` keeps it: a deep copy
+    of the result (``dataclasses.asdict``) shares it rather than copying the adapter, and a
+    pickled result leaves it behind (a process that loads one cancels by id instead)."""
+
+    __slots__ = ("adapter",)
+
+    def __init__(self, adapter: Adapter | None) -> None:
+        self.adapter = adapter
+
+    def __call__(self, job_id: str, queue: str) -> bool:
+        if self.adapter is None:
+            raise ConfigurationError(
+                f"this EnqueuedJob of job {job_id!r} was unpickled, without the adapter that "
+                f"enqueued it: cancel it with pubsub_jobs.cancel({job_id!r}, queue={queue!r})"
+            )
+        return self.adapter.cancel(job_id, queue)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Canceller:
+        return self
+
+    def __reduce__(self) -> tuple[type[_Canceller], tuple[None]]:
+        return (_Canceller, (None,))
 
 
 def is_delayed(message: JobMessage) -> bool:

@@ -15,6 +15,7 @@ Built-in bases are mixed in where they fit, so ``except ValueError`` still works
     ├── EnqueueError                         publishing failed; the job is not enqueued
     │   ├── TopicNotFound (LookupError)      the queue's topic does not exist
     │   └── BulkEnqueueError                 some jobs of a bulk enqueue failed
+    ├── CancelError                          Cloud Tasks refused or did not answer a cancel
     ├── TopologyDrift                        bootstrap found resources set up differently
     ├── JobFailed                            the immediate adapter ran a job that failed
     ├── StreamFailed (RuntimeError)          a worker's streaming pull ended; says what to do
@@ -101,6 +102,11 @@ class BulkEnqueueError(EnqueueError):
         super().__init__(message)
         self.enqueued = list(enqueued)
         self.failed = list(failed)
+
+
+class CancelError(JobError):
+    """A cancel could not be done: Cloud Tasks refused the call (a permission missing) or did
+    not answer; the job was not cancelled and may still run. The message says what to do."""
 
 
 class TopologyDrift(JobError):

@@ -14,9 +14,10 @@ from the schedule and the message's publish time before decoding it
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
@@ -26,6 +27,8 @@ from typing import Any, NamedTuple
 from pydantic_core import to_json
 
 from pubsub_jobs._errors import InvalidMessage, MessageTooLarge
+
+log = logging.getLogger(__name__)
 
 WIRE_VERSION = "1"
 REQUIRED_ATTRIBUTES = ("job_name", "job_id", "queue_name", "enqueued_at", "wire_version")
@@ -260,7 +263,11 @@ def _decode_json(data: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnqueuedJob:
-    """What ``enqueue`` returns: the job's id, and where and when it will run."""
+    """What ``enqueue`` returns: the job's id, and where and when it will run.
+
+    :meth:`cancel` deletes the job while it still waits (in Cloud Tasks, or in the in-memory
+    adapter's delayed jobs), through the adapter that enqueued it.
+    """
 
     job_id: str
     job_name: str
@@ -270,6 +277,33 @@ class EnqueuedJob:
     #: A unique job enqueued again within its window: nothing was enqueued, and ``job_id``
     #: is the first job's.
     duplicate: bool = False
+    #: The enqueuing adapter's ``cancel(job_id, queue)``, set by that adapter for a job it
+    #: holds back (not part of the value: left out of equality and repr).
+    _canceller: Callable[[str, str], bool] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def cancel(self) -> bool:
+        """Delete the job if it is still waiting to be published: True when it was cancelled
+        and will not run; False when it had already left (it will run, or ran), with the
+        reason logged at INFO. A job published straight to Pub/Sub (``message_id`` set) cannot
+        be cancelled: False at once. Errors of the call itself are raised as
+        :meth:`pubsub_jobs.adapter.Adapter.cancel` raises them."""
+        if self._canceller is not None:
+            return self._canceller(self.job_id, self.queue)
+        if self.message_id is not None:
+            log.info(
+                "job %s of queue %r cannot be cancelled: it was published straight to Pub/Sub "
+                "(message id %s), and a job already in Pub/Sub cannot be cancelled; it will "
+                "run, or ran", self.job_id, self.queue, self.message_id,
+            )
+        else:
+            log.info(
+                "job %s of queue %r cannot be cancelled: the adapter that enqueued it held "
+                "nothing back (it ran at once, or that adapter keeps no waiting jobs)",
+                self.job_id, self.queue,
+            )
+        return False
 
 
 def decoded_size_estimate(data: bytes) -> int:

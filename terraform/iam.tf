@@ -1,8 +1,8 @@
 # Least privilege: every grant is on a single topic, subscription, queue, service account
 # or Cloud Run service, never on the project, so no account here can create or delete topics.
 # The roles used: roles/pubsub.publisher, roles/pubsub.subscriber, roles/pubsub.viewer,
-# roles/cloudtasks.enqueuer, roles/iam.serviceAccountUser, and for push queues
-# roles/run.invoker and roles/iam.serviceAccountTokenCreator.
+# roles/cloudtasks.enqueuer, roles/cloudtasks.taskDeleter (cancelling), roles/iam.serviceAccountUser,
+# and for push queues roles/run.invoker and roles/iam.serviceAccountTokenCreator.
 
 # Dead-lettering, the part people forget: Pub/Sub's own service agent publishes a message
 # that failed max_delivery_attempts times to the dead-letter topic, and acknowledges it on
@@ -113,6 +113,63 @@ resource "google_service_account_iam_member" "schedulers_act_as_scheduler" {
   service_account_id = "projects/${var.project}/serviceAccounts/${local.scheduler_email}"
   role               = "roles/iam.serviceAccountUser"
   member             = each.value
+}
+
+# Rate-limited queues (rate.tf): the same schedulers create tasks in each queue's own Cloud
+# Tasks queue, <prefix>Q-rate; actAs on the scheduler account and its publisher role on the
+# topics are the grants above.
+
+locals {
+  rate_enqueuers = {
+    for pair in setproduct(keys(local.rate_queues), keys(local.schedulers)) :
+    "${pair[0]} ${pair[1]}" => { queue = pair[0], member = local.schedulers[pair[1]] }
+  }
+}
+
+resource "google_cloud_tasks_queue_iam_member" "schedulers_enqueue_rate" {
+  for_each = local.rate_enqueuers
+
+  project  = var.project
+  location = google_cloud_tasks_queue.rate[each.value.queue].location
+  name     = google_cloud_tasks_queue.rate[each.value.queue].name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = each.value.member
+}
+
+# Cancelling a waiting job (EnqueuedJob.cancel(), pubsub_jobs.cancel, `pubsub-jobs cancel`)
+# deletes its task: roles/cloudtasks.taskDeleter (cloudtasks.tasks.delete) on every Cloud
+# Tasks queue a job waits in, for local.job_cancellers (settings.tf): the application by
+# default, the worker when asked, and var.job_cancellers. Nobody else can delete a task.
+
+locals {
+  cancellers = merge(
+    { for who in local.job_canceller_roles : who => who == "app" ? local.app_member : local.worker_member },
+    { for member in var.job_cancellers : member => member },
+  )
+  rate_cancellers = {
+    for pair in setproduct(keys(local.rate_queues), keys(local.cancellers)) :
+    "${pair[0]} ${pair[1]}" => { queue = pair[0], member = local.cancellers[pair[1]] }
+  }
+}
+
+resource "google_cloud_tasks_queue_iam_member" "cancellers_delete_delayed" {
+  for_each = var.enable_delayed_jobs ? local.cancellers : {}
+
+  project  = var.project
+  location = google_cloud_tasks_queue.delayed[0].location
+  name     = google_cloud_tasks_queue.delayed[0].name
+  role     = "roles/cloudtasks.taskDeleter"
+  member   = each.value
+}
+
+resource "google_cloud_tasks_queue_iam_member" "cancellers_delete_rate" {
+  for_each = local.rate_cancellers
+
+  project  = var.project
+  location = google_cloud_tasks_queue.rate[each.value.queue].location
+  name     = google_cloud_tasks_queue.rate[each.value.queue].name
+  role     = "roles/cloudtasks.taskDeleter"
+  member   = each.value.member
 }
 
 # People who inspect, retry and purge dead jobs (`pubsub-jobs dead ...`).

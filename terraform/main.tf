@@ -1,9 +1,9 @@
 # pubsub-jobs on Google Cloud: per queue a topic, a worker subscription (pull, or push with
 # OIDC) with dead-letter and retry policies, a dead-letter topic and subscription
 # (pubsub.tf); the IAM that dead-lettering and pushing need and least-privilege accounts
-# (iam.tf, service_accounts.tf); the Cloud Tasks queue for delayed jobs (delayed.tf); Cloud
-# Scheduler jobs for periodic jobs (schedules.tf). Names and policies come from queues.tf
-# and settings.tf.
+# (iam.tf, service_accounts.tf); the Cloud Tasks queue for delayed jobs (delayed.tf) and one
+# per rate-limited queue (rate.tf); Cloud Scheduler jobs for periodic jobs (schedules.tf).
+# Names and policies come from queues.tf and settings.tf.
 
 # The project number names Google's service agents. It is read at plan time: a data source
 # that waited for google_project_service would be read during apply whenever the set of APIs

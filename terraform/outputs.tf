@@ -41,6 +41,11 @@ output "cloud_tasks_queue" {
   value       = one(google_cloud_tasks_queue.delayed[*].id)
 }
 
+output "rate_queues" {
+  description = "Id of the Cloud Tasks queue (<prefix>Q-rate) of each rate-limited queue, which publishes its jobs at most rate_limit a second."
+  value       = { for queue, q in google_cloud_tasks_queue.rate : queue => q.id }
+}
+
 output "schedules" {
   description = "Id of the Cloud Scheduler job of each schedule."
   value       = { for name, job in google_cloud_scheduler_job.schedule : name => job.id }

@@ -54,8 +54,15 @@ locals {
       # Declared in code with queue(..., ordered=True, exactly_once=True).
       enable_message_ordering      = var.queues[queue].ordered
       enable_exactly_once_delivery = var.queues[queue].exactly_once
+      # Declared in code with queue(..., rate_limit=N): its jobs go through the Cloud Tasks
+      # queue <prefix>Q-rate (Settings.rate_queue), N a second at most; null otherwise.
+      rate_limit = var.queues[queue].rate_limit
+      rate_queue = var.queues[queue].rate_limit == null ? null : "${var.prefix}${queue}-rate"
     }
   }
+
+  # The rate-limited queues, each with its Cloud Tasks queue (rate.tf).
+  rate_queues = { for queue, spec in local.queues : queue => spec if spec.rate_limit != null }
 
   # PUBSUB_JOBS_PUSH_AUDIENCE: push_audience, else the one base URL all push queues share
   # (null without push queues, or when they push to several URLs without push_audience).
@@ -69,6 +76,8 @@ locals {
     for queue, o in local.queue_options : queue => compact([
       o.min_retry_backoff <= o.max_retry_backoff ? "" : "min_retry_backoff (${o.min_retry_backoff} s) is above max_retry_backoff (${o.max_retry_backoff} s) once queues, queue_defaults and the defaults are combined.",
       var.queues[queue].exactly_once && var.queues[queue].push_endpoint != null ? "exactly_once delivery is offered on pull subscriptions only: drop push_endpoint (run pubsub-jobs worker) or exactly_once." : "",
+      var.queues[queue].rate_limit != null && !var.enable_delayed_jobs ? "rate_limit needs Cloud Tasks, whose queue ${var.prefix}${queue}-rate publishes the jobs with the scheduler account's token: set enable_delayed_jobs = true, or drop rate_limit." : "",
+      var.queues[queue].rate_limit == null || can(regex("^[A-Za-z0-9-]{1,100}$", "${var.prefix}${queue}-rate")) ? "" : "its Cloud Tasks queue name \"${var.prefix}${queue}-rate\" is not 1 to 100 letters, digits and hyphens: choose a prefix and queue name of those only.",
     ])
   }
 

@@ -18,6 +18,10 @@ locals {
   # otherwise, the worker, which reschedules retry_wait and Retry(delay=...) through Cloud Tasks.
   delayed_job_schedulers = var.enable_delayed_jobs ? concat(["app"], var.worker_enqueues_delayed_jobs ? ["worker"] : []) : []
 
+  # Which of the module's accounts may cancel waiting jobs (delete their Cloud Tasks tasks):
+  # the application unless told otherwise, the worker when asked (jobs that cancel jobs).
+  job_canceller_roles = var.enable_delayed_jobs ? concat(var.app_cancels_jobs ? ["app"] : [], var.worker_cancels_jobs ? ["worker"] : []) : []
+
   # Account ids of the accounts the module may create, and what is wrong with each (an empty
   # list when nothing): Google takes 6 to 30 of [a-z0-9-], starting with a letter.
   service_account_prefix = var.service_account_prefix != null ? var.service_account_prefix : var.prefix

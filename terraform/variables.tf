@@ -41,7 +41,10 @@ variable "queues" {
     Queues by name, each with options that override queue_defaults (durations in seconds);
     ordered and exactly_once, as queue(...) declares them in code (Pub/Sub message ordering and
     exactly-once delivery on the worker subscription, which Pub/Sub cannot change in place:
-    changing either replaces the subscription, and its undelivered messages with it); and
+    changing either replaces the subscription, and its undelivered messages with it);
+    rate_limit, as queue(..., rate_limit=N) declares it: the jobs of the queue go through its own
+    Cloud Tasks queue <prefix><queue>-rate, which publishes at most N a second (above 0, at
+    most 500; needs enable_delayed_jobs); and
     push_endpoint: null (the default) for a pull queue, which workers pull; for a push queue the
     base HTTPS URL of the push server (`pubsub-jobs push-server`), to which Pub/Sub POSTs each
     message at <push_endpoint>/push/<queue> with an OIDC token of the push account. It must be
@@ -58,6 +61,7 @@ variable "queues" {
     push_endpoint         = optional(string)
     ordered               = optional(bool, false)
     exactly_once          = optional(bool, false)
+    rate_limit            = optional(number)
   }))
 
   validation {
@@ -89,6 +93,10 @@ variable "queues" {
       for r in [o.message_retention, o.dead_letter_retention] : r == null ? true : r >= 600 && r <= 604800
     ]]))
     error_message = "A subscription keeps messages between 600 seconds (10 minutes) and 604800 seconds (7 days)."
+  }
+  validation {
+    condition     = alltrue([for o in values(var.queues) : o.rate_limit == null ? true : o.rate_limit > 0 && o.rate_limit <= 500])
+    error_message = "A queue's rate_limit is above 0 and at most 500 jobs a second (Cloud Tasks' limit)."
   }
   validation {
     condition     = alltrue([for o in values(var.queues) : o.push_endpoint == null ? true : can(regex("^https://[^/?#[:space:]]+(/[^?#[:space:]]*)?$", o.push_endpoint))])
@@ -254,6 +262,29 @@ variable "worker_enqueues_delayed_jobs" {
   description = "Let the worker's account schedule delayed jobs, as the worker itself does for retry_wait and Retry(delay=...) and jobs that enqueue jobs with a delay. With false such a retry is refused (PermissionDenied), nacked, and ends in the dead-letter topic."
   type        = bool
   default     = true
+}
+
+variable "app_cancels_jobs" {
+  description = "Let the application's account cancel waiting jobs (EnqueuedJob.cancel(), pubsub_jobs.cancel): roles/cloudtasks.taskDeleter on the delayed-jobs queue and every rate-limited queue's Cloud Tasks queue."
+  type        = bool
+  default     = true
+}
+
+variable "worker_cancels_jobs" {
+  description = "Let the worker's account cancel waiting jobs too, for jobs that cancel other jobs: roles/cloudtasks.taskDeleter on the same queues."
+  type        = bool
+  default     = false
+}
+
+variable "job_cancellers" {
+  description = "Further members (\"user:ops@example.com\", \"group:...\") who cancel waiting jobs with `pubsub-jobs cancel QUEUE JOB_ID`: roles/cloudtasks.taskDeleter on the same queues."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for member in var.job_cancellers : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):.+$", member))])
+    error_message = "A member is \"user:EMAIL\", \"group:EMAIL\", \"serviceAccount:EMAIL\", \"domain:DOMAIN\", \"principal:...\" or \"principalSet:...\"."
+  }
 }
 
 variable "dead_letter_operators" {

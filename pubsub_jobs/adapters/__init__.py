@@ -16,7 +16,7 @@ from pubsub_jobs.adapter import Adapter
 from pubsub_jobs.message import EnqueuedJob
 from pubsub_jobs.settings import on_configure
 
-__all__ = ["Adapter", "EnqueuedJob", "get_adapter", "set_adapter", "use_adapter"]
+__all__ = ["Adapter", "EnqueuedJob", "cancel", "get_adapter", "set_adapter", "use_adapter"]
 
 _lock = threading.Lock()
 _default: Adapter | None = None
@@ -56,6 +56,19 @@ def use_adapter(adapter: Adapter) -> Iterator[Adapter]:
     finally:
         with _lock:
             _default, _explicit = previous
+
+
+def cancel(job_id: str, *, queue: str = "default", adapter: Adapter | None = None) -> bool:
+    """Cancel job ``job_id`` of ``queue`` while it still waits in Cloud Tasks (delayed, unique
+    or rate-limited), from any process: True when it was cancelled and will not run, False
+    when it had already left (published to Pub/Sub: it will run, or ran) or no such job
+    waits, the reason logged at INFO.
+
+    ``adapter`` defaults to the default adapter (:func:`get_adapter`). An adapter that holds
+    no waiting jobs raises :class:`~pubsub_jobs.errors.ConfigurationError`; a call Cloud Tasks
+    refuses raises :class:`~pubsub_jobs.errors.CancelError`, each with a sentence.
+    """
+    return (adapter or get_adapter()).cancel(job_id, queue)
 
 
 def _reset_default_adapter() -> None:

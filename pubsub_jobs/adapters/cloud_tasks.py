@@ -17,6 +17,11 @@ itself for people reading the queue), so an ``enqueue`` retried after a timeout 
 :class:`~pubsub_jobs.errors.Retry`) has its own name per delivery it continues (the
 ``rescheduled_from`` message id), so a job retried from the dead set never meets the name
 of an earlier schedule.
+
+Cancelling (:func:`cancel_task`) deletes a waiting job's task, found by the same derivation
+from queue and job id (:func:`task_name`): the task of a delayed, unique or rate-limited job.
+A long-wait retry's task is named for its attempt and delivery too, so it is not found by
+job id and cannot be cancelled.
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from google.api_core import exceptions as gexc
 from pubsub_jobs.adapter import duplicate_of, result_for
 from pubsub_jobs.adapters import _retry
 from pubsub_jobs.adapters.cloud_tasks_batch import schedule_many
-from pubsub_jobs.errors import ConfigurationError, MessageTooLarge, ScheduleTooFar
+from pubsub_jobs.errors import (
+    CancelError,
+    ConfigurationError,
+    MessageTooLarge,
+    ScheduleTooFar,
+    describe,
+    is_transient,
+)
 from pubsub_jobs.message import EnqueuedJob, JobMessage, format_time, utcnow
 from pubsub_jobs.outcome import PREVIOUS_ATTEMPTS, RESCHEDULED_FROM
 from pubsub_jobs.queues import declared_queue
@@ -161,6 +173,81 @@ def task_id(topic_path: str, message: JobMessage) -> str:
     suffix = f"-r{attempt}" if attempt else ""
     room = _MAX_TASK_ID - len(digest) - 1 - len(suffix)
     return f"{digest}-{readable[:room]}{suffix}"
+
+
+def task_name(settings: Settings, queue: str, job_id: str) -> str:
+    """The full name of the task that holds job ``job_id`` of ``queue`` while it waits: in
+    :func:`tasks_queue_path`, with the :func:`task_id` the job was scheduled under (a fresh
+    job's: a long-wait retry's task is named for its attempt too, and is not this one)."""
+    message = JobMessage(job_name="", queue=queue, args=[], kwargs={}, job_id=job_id)
+    return (f"{tasks_queue_path(settings, queue)}/tasks/"
+            f"{task_id(settings.topic_path(queue), message)}")
+
+
+def cancel_task(settings: Settings, client: Any, queue: str, job_id: str) -> bool:
+    """Delete the task of job ``job_id`` of ``queue`` (:func:`task_name`) under the adapters'
+    retry policy: True when it was deleted (the job will not run), False when no such task
+    waits (it already left Cloud Tasks for Pub/Sub, where it will run or ran, or no such job
+    was enqueued delayed, unique or rate-limited), said at INFO.
+
+    A missing Cloud Tasks queue raises :class:`~pubsub_jobs.errors.ConfigurationError`, any
+    other error :class:`~pubsub_jobs.errors.CancelError`, each saying what to do.
+    """
+    name = task_name(settings, queue, job_id)
+    queue_path = name.rsplit("/tasks/", 1)[0]
+
+    def delete() -> None:
+        client.delete_task(name=name, timeout=settings.publish_timeout)
+
+    try:
+        _retry.call(delete, attempts=settings.publish_attempts, what=f"delete_task {name}")
+    except gexc.NotFound:
+        _check_queue(client, queue_path, settings)
+        log.info(
+            "job %s of queue %r was not cancelled: no task %s waits in Cloud Tasks. It already "
+            "left Cloud Tasks (published to Pub/Sub, where it will run, or ran), or no such job "
+            "was enqueued as a delayed, unique or rate-limited job", job_id, queue, name,
+        )
+        return False
+    except Exception as exc:
+        raise _cancel_error(exc, name, queue_path, job_id, settings) from exc
+    log.info("cancelled job %s of queue %r: deleted task %s", job_id, queue, name)
+    return True
+
+
+def _check_queue(client: Any, queue_path: str, settings: Settings) -> None:
+    """After a task was not found: a Cloud Tasks queue that does not exist is a setting to fix,
+    not a job that left. Any other answer (a role without ``cloudtasks.queues.get``) says
+    nothing more, and the job counts as gone."""
+    try:
+        client.get_queue(name=queue_path, timeout=settings.publish_timeout)
+    except gexc.NotFound:
+        raise ConfigurationError(
+            f"Cloud Tasks queue {queue_path} does not exist, so no job waits in it: check "
+            "PUBSUB_JOBS_PROJECT_ID, PUBSUB_JOBS_CLOUD_TASKS_LOCATION, "
+            "PUBSUB_JOBS_CLOUD_TASKS_QUEUE and PUBSUB_JOBS_PREFIX (a rate-limited queue's is "
+            "<prefix>Q-rate), or create it with `pubsub-jobs bootstrap` or Terraform"
+        ) from None
+    except Exception as exc:  # only a missing queue changes the answer
+        log.debug("get_queue %s after a missing task: %s", queue_path, describe(exc))
+
+
+def _cancel_error(
+    exc: BaseException, name: str, queue_path: str, job_id: str, settings: Settings
+) -> CancelError:
+    """The error a cancel raises when ``exc`` ended its calls: what failed, what to do."""
+    if isinstance(exc, gexc.PermissionDenied):
+        return CancelError(
+            f"permission denied deleting task {name} ({describe(exc)}): grant "
+            f"roles/cloudtasks.taskDeleter on Cloud Tasks queue {queue_path} to the identity "
+            f"that cancels. Job {job_id} was not cancelled."
+        )
+    tries = (f" after retries ({settings.publish_attempts} attempts)"
+             if settings.publish_attempts > 1 and is_transient(exc) else "")
+    return CancelError(
+        f"deleting task {name} failed{tries} ({describe(exc)}); job {job_id} was not "
+        "cancelled and may still run: try again later"
+    )
 
 
 class CloudTasksScheduler:

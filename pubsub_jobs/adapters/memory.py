@@ -8,6 +8,7 @@ validation, retries and dead-lettering as production. Dead jobs are the dead set
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,8 @@ from pubsub_jobs.outcome import Action, Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -142,7 +145,8 @@ class InMemoryAdapter(Adapter):
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         if _rate_of(message.queue) is not None:
-            return self.schedule(message)  # held, released at the queue's rate
+            # held, released at the queue's rate, and cancellable meanwhile
+            return self._cancellable(self.schedule(message))
         stored = self._store(message)
         with self._lock:
             self.queues[message.queue].append(stored)
@@ -166,6 +170,26 @@ class InMemoryAdapter(Adapter):
                     return result_for(message, stored.message_id)
             self.scheduled.append(stored)
         return result_for(message, stored.message_id)
+
+    def cancel(self, job_id: str, queue: str) -> bool:
+        """Drop job ``job_id`` of ``queue`` if it still waits (it then never runs): a delayed
+        or unique job not yet due on :attr:`now`, or a rate-limited queue's job its bucket has
+        not released yet; True. False when it is due, released or unknown, as on Cloud Tasks."""
+        now = self.now
+        held_by_rate = _rate_of(queue) is not None
+        with self._lock:
+            for stored in self.scheduled:
+                waits = held_by_rate or (stored.due is not None and stored.due > now)
+                if waits and (
+                        stored.attributes.get("job_id") == job_id
+                        and stored.attributes.get("queue_name") == queue):
+                    self.scheduled.remove(stored)
+                    log.info("cancelled job %s of queue %r (it was delayed until %s)",
+                             job_id, queue, stored.due)
+                    return True
+        log.info("job %s of queue %r was not cancelled: no delayed job of that id waits (it "
+                 "is due, or ran, or was never enqueued delayed)", job_id, queue)
+        return False
 
     def jobs(self, queue: str | None = None) -> list[JobMessage]:
         """The jobs waiting to run (in one queue, or all), decoded; not the delayed ones."""

@@ -67,6 +67,7 @@ class PubSubAdapter(Adapter):
         self._lock = threading.Lock()
         self._topic_paths: dict[str, str] = {}
         self._scheduler: Any = None
+        self._tasks_client: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -314,11 +315,27 @@ class PubSubAdapter(Adapter):
         scheduled: list[EnqueuedJob] = self.scheduler().schedule_many(messages)
         return scheduled
 
+    def cancel(self, job_id: str, queue: str) -> bool:
+        """Delete the job's Cloud Tasks task (see
+        :func:`~pubsub_jobs.adapters.cloud_tasks.cancel_task`): True when it was cancelled,
+        False when it had already left for Pub/Sub (it will run, or ran) or never waited."""
+        from pubsub_jobs.adapters.cloud_tasks import cancel_task, cloud_tasks_client, task_name
+
+        task_name(self.settings, queue, job_id)  # a missing setting, before any client
+        if self._tasks_client is None:
+            with self._lock:
+                if self._tasks_client is None:
+                    self._tasks_client = cloud_tasks_client(self.settings)
+        return cancel_task(self.settings, self._tasks_client, queue, job_id)
+
     def close(self) -> None:
         with self._lock:
             publisher, self._publisher = self._publisher, None
             scheduler, self._scheduler = self._scheduler, None
+            tasks_client, self._tasks_client = self._tasks_client, None
             pool, self._pool = self._pool, None
+        if tasks_client is not None:
+            tasks_client.transport.close()
         if pool is not None:
             pool.shutdown(wait=True)
         if publisher is not None:

@@ -4,8 +4,9 @@
 ``pubsub-jobs.auto.tfvars.json``, which Terraform reads by itself, so the module in
 ``terraform/`` creates on Google Cloud exactly the topology that ``bootstrap`` creates on
 the emulator: the same prefix, queue names and :class:`~pubsub_jobs.settings.QueueOptions`
-(merged with the queues declared in code), and a declared queue's ``ordered`` and
-``exactly_once``.
+(merged with the queues declared in code), and a declared queue's ``ordered``,
+``exactly_once`` and ``rate_limit`` (the module makes its ``<prefix>Q-rate`` Cloud Tasks
+queue from it).
 Durations are written in seconds, the form the module (and ``PUBSUB_JOBS_QUEUES``) takes.
 ``pubsub-jobs terraform-vars MODULE ...`` writes the modules' schedules too, in the rows
 :func:`pubsub_jobs.cron.terraform.schedule_variables` makes of them.
@@ -49,13 +50,19 @@ def queue_variables(options: QueueOptions) -> dict[str, int | float]:
     }
 
 
-def declared_variables(queue: str) -> dict[str, bool]:
+def declared_variables(queue: str) -> dict[str, bool | float]:
     """``ordered`` and ``exactly_once`` of a queue declared in code (:func:`pubsub_jobs.queue`),
-    which the module sets on its worker subscription; nothing for a queue not declared."""
+    which the module sets on its worker subscription, and its ``rate_limit`` when it has one
+    (the module's ``<prefix>Q-rate`` Cloud Tasks queue); nothing for a queue not declared."""
     declared = declared_queue(queue)
     if declared is None:
         return {}
-    return {"ordered": declared.ordered, "exactly_once": declared.exactly_once}
+    found: dict[str, bool | float] = {"ordered": declared.ordered,
+                                      "exactly_once": declared.exactly_once}
+    if declared.rate_limit is not None:
+        rate = declared.rate_limit
+        found["rate_limit"] = int(rate) if float(rate).is_integer() else rate
+    return found
 
 
 def terraform_vars(queues: Iterable[str], settings: Settings | None = None) -> dict[str, Any]:

@@ -160,11 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-emulator", action="store_true")
     p.set_defaults(func=_cmd_demo)
 
+    from pubsub_jobs.cli import cancel as _cancel_cmd
     from pubsub_jobs.cli import dead as _dead_cmd
     from pubsub_jobs.cli import queues as _queues_cmd
 
     _dead_cmd.register(sub)  # dead list/show/retry/purge
     _queues_cmd.register(sub)  # queues
+    _cancel_cmd.register(sub)  # cancel
     _app_after_command(parser)
     return parser
 
@@ -185,7 +187,7 @@ def _app_after_command(parser: argparse.ArgumentParser) -> None:
 
 #: Commands that read settings or jobs, and so take a Django project's (the worker does it
 #: itself, after its command-line modules).
-_DJANGO_AWARE = {"bootstrap", "enqueue", "dead", "queues", "terraform-vars"}
+_DJANGO_AWARE = {"bootstrap", "cancel", "enqueue", "dead", "queues", "terraform-vars"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

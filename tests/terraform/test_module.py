@@ -415,8 +415,9 @@ def test_least_privilege() -> None:
     create topics."""
     found = module_resources()
     allowed = {"roles/pubsub.publisher", "roles/pubsub.subscriber", "roles/pubsub.viewer",
-               "roles/cloudtasks.enqueuer", "roles/iam.serviceAccountUser",
-               "roles/run.invoker", "roles/iam.serviceAccountTokenCreator"}
+               "roles/cloudtasks.enqueuer", "roles/cloudtasks.taskDeleter",
+               "roles/iam.serviceAccountUser", "roles/run.invoker",
+               "roles/iam.serviceAccountTokenCreator"}
     grants: dict[str, tuple[str, str, str]] = {}
     for rtype, named in found.items():
         assert not rtype.startswith("google_project_iam"), rtype
@@ -463,9 +464,13 @@ def test_least_privilege() -> None:
         "google_cloud_run_v2_service_iam_member roles/run.invoker"}
     assert by_member["${local.scheduler_member}"] == {
         "google_pubsub_topic_iam_member roles/pubsub.publisher"}
-    assert by_member["${each.value}"] == {  # whoever schedules delayed jobs
+    assert by_member["${each.value}"] == {  # whoever schedules delayed jobs, or cancels
         "google_cloud_tasks_queue_iam_member roles/cloudtasks.enqueuer",
+        "google_cloud_tasks_queue_iam_member roles/cloudtasks.taskDeleter",
         "google_service_account_iam_member roles/iam.serviceAccountUser"}
+    assert by_member["${each.value.member}"] >= {  # the same, on rate-limited queues
+        "google_cloud_tasks_queue_iam_member roles/cloudtasks.enqueuer",
+        "google_cloud_tasks_queue_iam_member roles/cloudtasks.taskDeleter"}
 
     queue = found["google_cloud_tasks_queue"]["delayed"]
     assert queue["name"] == "${var.cloud_tasks_queue}"
