@@ -15,6 +15,7 @@ from typing import ClassVar
 from pubsub_jobs._hooks import Middleware, MiddlewareChain
 from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
+from pubsub_jobs.queues import check_ordered
 
 
 class Adapter(ABC):
@@ -60,6 +61,8 @@ class Adapter(ABC):
 
     def enqueue(self, message: JobMessage) -> EnqueuedJob:
         """Run enqueue middleware, then publish now or schedule for later."""
+        if message.ordering_key is not None:
+            _check_ordered(message)
         chain = self.middleware
         if chain:
             message = chain.before_enqueue(message)
@@ -78,6 +81,9 @@ class Adapter(ABC):
 
     def enqueue_many(self, messages: Sequence[JobMessage]) -> list[EnqueuedJob]:
         """Enqueue many jobs: those due now in batches, delayed ones one by one."""
+        for message in messages:  # all refused before any is sent
+            if message.ordering_key is not None:
+                _check_ordered(message)
         chain = self.middleware
         if chain:
             messages = [chain.before_enqueue(m) for m in messages]
@@ -108,6 +114,10 @@ class Adapter(ABC):
     def close(self) -> None:
         """Release clients; the adapter may be used again afterwards (they are rebuilt)."""
         return None
+
+
+def _check_ordered(message: JobMessage) -> None:
+    check_ordered(message.queue, message.ordering_key, f"job {message.job_name!r}")
 
 
 def is_delayed(message: JobMessage) -> bool:

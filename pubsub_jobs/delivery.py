@@ -48,6 +48,9 @@ class Delivery:
     #: The decoded message, set by :meth:`~pubsub_jobs.perform.Performer.perform` once it
     #: decoded one (None for a message that could not be decoded).
     decoded: DecodedMessage | None = None
+    #: The message's Pub/Sub ordering key ("" without one): such a job is never
+    #: rescheduled through Cloud Tasks, which would move it behind the later jobs of its key.
+    ordering_key: str = ""
 
 
 class DeliveryStore(Protocol):
@@ -149,6 +152,8 @@ COUNTERS: dict[str, str] = {
     "errors": "Unexpected errors of pubsub-jobs or a middleware (the message is delivered "
               "again).",
     "nacked_on_stop": "Messages handed back unstarted because the worker was stopping.",
+    "put_back": "Messages of an ordering key handed back unstarted because an earlier "
+                "message of their key was nacked (Pub/Sub redelivers the key in order).",
     "duplicates": "Pushed messages delivered again while running or after they were done.",
     "refused": "Push requests refused (token, path, body).",
 }

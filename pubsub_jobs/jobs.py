@@ -26,6 +26,7 @@ from pubsub_jobs.cron.schedules import ScheduleRegistry, build_schedule, schedul
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
 from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
+from pubsub_jobs.queues import check_ordering_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +47,8 @@ class EnqueueOptions:
     run_at: datetime | None = None
     job_id: str | None = None
     adapter: Adapter | None = None
+    #: Pub/Sub ordering key: jobs of one key on an ordered queue run one at a time, in order.
+    ordering_key: str | None = None
 
     @property
     def delayed(self) -> bool:
@@ -140,12 +143,17 @@ class Job(Generic[P, R]):
         run_at: datetime | None = None,
         job_id: str | None = None,
         adapter: Adapter | None = None,
+        ordering_key: str | None = None,
     ) -> Job[P, R]:
         """A copy of this job that enqueues with other options.
 
         ``delay`` (a timedelta or seconds) or ``run_at`` (an aware datetime) hold the job in
         Cloud Tasks until it is due; ``job_id`` makes a retried enqueue idempotent for
         delayed jobs; ``adapter`` sends it somewhere else than the default adapter.
+        ``ordering_key`` (at most 1,024 bytes) publishes with that Pub/Sub ordering key: on
+        a queue declared ``queue(Q, ordered=True)`` the jobs of one key run one at a time, in
+        the order they were enqueued (a delayed one takes its place when it is published);
+        the enqueue refuses it for a queue not declared ordered.
         An adapter that cannot do what the options ask refuses with a
         :class:`~pubsub_jobs.errors.ConfigurationError`: here when it is named, else when
         the default adapter is first used by an enqueue.
@@ -163,6 +171,14 @@ class Job(Generic[P, R]):
             changes["job_id"] = job_id
         if adapter is not None:
             changes["adapter"] = adapter
+        if ordering_key is not None:
+            if self.is_iterating:
+                raise ConfigurationError(
+                    f"job {self.name!r} is an iterating job: its checkpoints publish a "
+                    "continuation, which would run after the jobs enqueued behind it with "
+                    "the same ordering key, so it cannot have one; give the key to the jobs "
+                    "it enqueues instead, or make it a plain job")
+            changes["ordering_key"] = check_ordering_key(ordering_key)
         clone = copy.copy(self)
         clone._options = options = replace(self._options, **changes)
         if options.adapter is not None:
@@ -191,6 +207,7 @@ class Job(Generic[P, R]):
             job_id=options.job_id or new_job_id(),
             enqueued_at=now,
             scheduled_at=scheduled_at,
+            ordering_key=options.ordering_key,
         )
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:

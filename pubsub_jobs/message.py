@@ -35,6 +35,7 @@ MAX_DATA_BYTES = 10 * 1000 * 1000
 MAX_ATTRIBUTES = 100
 MAX_ATTRIBUTE_KEY_BYTES = 256
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
+MAX_ORDERING_KEY_BYTES = 1024
 
 
 _JSON_DECODER = json.JSONDecoder()
@@ -124,6 +125,9 @@ class JobMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
     #: Further keys of the data object, kept as they are.
     extra_data: Mapping[str, Any] = field(default_factory=dict)
+    #: The Pub/Sub ordering key it is published with (a field of the Pub/Sub message, not an
+    #: attribute: the wire format is unchanged), or None.
+    ordering_key: str | None = None
 
     def encode_data(self) -> bytes:
         body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pubsub_jobs.adapter import Adapter, result_for
@@ -41,10 +41,12 @@ class StoredMessage:
     delivery_attempt: int = 0
     message_id: str = ""
     due: datetime | None = None
+    ordering_key: str | None = None
 
     @property
     def job(self) -> JobMessage:
-        return JobMessage.decode(self.data, self.attributes)
+        job = JobMessage.decode(self.data, self.attributes)
+        return job if self.ordering_key is None else replace(job, ordering_key=self.ordering_key)
 
 
 @dataclass
@@ -73,6 +75,11 @@ class InMemoryAdapter(Adapter):
     Delayed jobs (``using(delay=...)``/``using(run_at=...)``, long-wait retries) wait in
     :attr:`scheduled` until due on the adapter's clock, :attr:`now`: the real time plus
     however far :meth:`advance` moved it. ``run(include_delayed=True)`` runs them at once.
+
+    Jobs with an ordering key (``using(ordering_key=...)``, on a queue declared
+    ``ordered=True``) run in the order they were enqueued; a failed one runs again before any
+    later job of its key (at once: no wait in memory), until it succeeds or is dead-lettered,
+    while the jobs of other keys go on.
     """
 
     supports_delay = True
@@ -128,7 +135,8 @@ class InMemoryAdapter(Adapter):
 
     def _store(self, message: JobMessage) -> StoredMessage:
         data, attributes = message.encode()
-        return StoredMessage(data, attributes, message_id=self._next_id())
+        return StoredMessage(data, attributes, message_id=self._next_id(),
+                             ordering_key=message.ordering_key)
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         stored = self._store(message)
@@ -240,13 +248,15 @@ class InMemoryAdapter(Adapter):
             stored.delivery_attempt += 1
             delivery = Delivery(stored.data, stored.attributes, stored.message_id,
                                 stored.delivery_attempt, name)
+            if stored.ordering_key is not None:
+                delivery.ordering_key = stored.ordering_key
             outcome = self.performer.perform(delivery)
             done = settle(delivery, outcome, self)
             stats.count_outcome(outcome, done)
             summary.outcomes.append(outcome)
             if not done:  # redelivered, as Pub/Sub would after a nack
                 with self._lock:
-                    self.queues[name].append(stored)
+                    _requeue(self.queues[name], stored)
         with self._lock:
             summary.delayed = len(self.scheduled)
         counts = stats.counts
@@ -296,6 +306,22 @@ class InMemoryAdapter(Adapter):
         if self._performer is not None:
             self._performer.close()
             self._performer = None
+
+
+def _requeue(waiting: deque[StoredMessage], stored: StoredMessage) -> None:
+    """Put a failed message back at the end; for one of an ordering key, the key's later
+    messages move behind it (they must not run before it), while other keys go first."""
+    key = stored.ordering_key
+    if key is None:
+        waiting.append(stored)
+        return
+    behind = [m for m in waiting if m.ordering_key == key]
+    if behind:
+        kept = [m for m in waiting if m.ordering_key != key]
+        waiting.clear()
+        waiting.extend(kept)
+    waiting.append(stored)
+    waiting.extend(behind)
 
 
 class ImmediateAdapter(Adapter):

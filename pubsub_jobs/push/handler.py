@@ -20,6 +20,7 @@ dead-letter (any reason), our copy stored                     204
 rescheduled (``Retry(delay=...)``), Cloud Tasks confirmed     204
 an iterating job checkpointed, its continuation published     204
 job to be retried                                             503: Pub/Sub redelivers
+long-wait retry of a job with an ordering key                 503, never Cloud Tasks
 dead-letter copy, reschedule or continuation not stored       503: Pub/Sub redelivers
 an unexpected error of ours or of a middleware                500: Pub/Sub redelivers
 the message was done with here already                        204, not run again
@@ -205,6 +206,7 @@ class PushHandler:
             stats.in_flight += 1
         delivery = Delivery(pushed.data, pushed.attributes, pushed.message_id, attempt, queue,
                             pushed.publish_time)
+        delivery.ordering_key = pushed.ordering_key  # never rescheduled: 503 instead
         try:
             with self._slots:
                 outcome = self.performer.perform(delivery)
