@@ -62,6 +62,7 @@ from pubsub_jobs.push.envelope import (
     parse_envelope,
     too_large,
 )
+from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class PushHandler:
             stats.in_flight += 1
         delivery = Delivery(pushed.data, pushed.attributes, pushed.message_id, attempt, queue,
                             pushed.publish_time)
-        delivery.ordering_key = pushed.ordering_key  # never rescheduled: 503 instead
+        delivery.ordering_key = pushed.ordering_key or _unknown_key(queue)
         try:
             with self._slots:
                 outcome = self.performer.perform(delivery)
@@ -254,6 +255,14 @@ class PushHandler:
                      "in this process", queue)
             return
         log.warning(message, *args)
+
+
+def _unknown_key(queue: str) -> str:
+    """What a message pushed without ``orderingKey`` counts as: on a queue declared ordered,
+    a job of an unknown key (the emulator's pushes carry none), so it is never rescheduled
+    through Cloud Tasks (it answers 503 instead); elsewhere, a job without a key."""
+    declared = declared_queue(queue)
+    return "?" if declared is not None and declared.ordered else ""
 
 
 def warn_long_jobs(queues: Sequence[str], registry: Registry) -> list[str]:

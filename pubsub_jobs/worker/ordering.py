@@ -17,6 +17,9 @@ time, releasing the next as soon as the current one is acked or nacked. Two rule
   key's other messages unstarted ("put back", counted as ``put_back``) until the nacked one
   comes back, or until the hold ends (the queue's ack deadline): Pub/Sub redelivers the key
   from the nacked message, in order.
+- **Stop.** A stop ends a wait in place at once and nacks the message. The client does not
+  hand back on close the messages it holds behind it (google-cloud-pubsub 2.44 nacks only
+  those it has not sorted by key yet): they come back when their lease ends.
 """
 
 from __future__ import annotations

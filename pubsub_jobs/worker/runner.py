@@ -9,7 +9,8 @@ an ack and "not done" into a nack.
 
 Stopping (:meth:`Worker.stop`) goes in this order:
 
-1. refuse new work: a message handed to us from now on is nacked at once;
+1. refuse new work: a message handed to us from now on is nacked at once, and a job of an
+   ordering key waiting to be retried in place stops waiting and is nacked (:mod:`.ordering`);
 2. cancel every stream: the client stops pulling, nacks messages it holds but never handed
    out, and waits for running callbacks, whose acks still go out (its leaser keeps their
    leases alive meanwhile);
