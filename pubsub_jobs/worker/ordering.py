@@ -13,10 +13,10 @@ time, releasing the next as soon as the current one is acked or nacked. Two rule
 - **Put back.** When such a message must be nacked after all (the worker stops during the
   wait, its dead-letter copy cannot be stored, an unexpected error), the client at once
   hands out the next message of the key, which must not run before the nacked one.
-  :class:`KeyHolds` remembers the nacked message of each key, and the worker nacks the
-  key's other messages unstarted ("put back", counted as ``put_back``) until the nacked one
-  comes back, or until the hold ends (the queue's ack deadline): Pub/Sub redelivers the key
-  from the nacked message, in order.
+  :class:`KeyHolds` remembers the nacked message of each key, and the worker nacks unstarted
+  the key's messages that the client held behind it ("put back", counted as ``put_back``)
+  until the nacked one comes back, or at most for the queue's ack deadline: Pub/Sub
+  redelivers the key from the nacked message, in order.
 - **Stop.** A stop ends a wait in place at once and nacks the message. The client does not
   hand back on close the messages it holds behind it (google-cloud-pubsub 2.44 nacks only
   those it has not sorted by key yet): they come back when their lease ends.
@@ -60,12 +60,20 @@ def retry_wait(outcome: Outcome, failures: int, options: QueueOptions) -> float:
 @dataclass(slots=True)
 class _Hold:
     message_id: str
+    #: When it was nacked (wall clock, as the client stamps what it receives).
+    nacked_at: float
     until: float
 
 
 class KeyHolds:
     """The ordering keys whose messages are put back: for each, the nacked message that
-    must run first and when the hold ends."""
+    must run first, when it was nacked, and when the hold ends at the latest.
+
+    Only messages the client received *before* the nack are put back: those it held behind
+    the nacked one. A message received after it comes from Pub/Sub, which delivers a key in
+    order again from the nacked message, so it runs (and ends the hold): putting it back would
+    spend its delivery attempts for nothing.
+    """
 
     def __init__(self) -> None:
         self._holds: dict[tuple[str, str], _Hold] = {}
@@ -75,23 +83,29 @@ class KeyHolds:
         return bool(self._holds)
 
     def hold(self, queue: str, key: str, message_id: str, seconds: float) -> None:
-        """Put back the key's other messages for up to ``seconds``, until ``message_id``
-        (just nacked) is delivered again."""
+        """Put back the messages of ``key`` received until now, for up to ``seconds``, until
+        ``message_id`` (just nacked) is delivered again."""
         with self._lock:
-            self._holds[(queue, key)] = _Hold(message_id, time.monotonic() + seconds)
+            self._holds[(queue, key)] = _Hold(message_id, time.time(),
+                                              time.monotonic() + seconds)
 
-    def put_back(self, queue: str, key: str, message_id: str) -> bool:
-        """Whether a message of ``key`` is to be nacked unstarted; the nacked message
-        itself, or any once the hold ended, ends the hold and runs."""
+    def put_back(self, queue: str, key: str, message_id: str,
+                 received_at: float | None = None) -> bool:
+        """Whether a message of ``key`` (received by the client at ``received_at``, wall
+        clock; None when unknown) is to be nacked unstarted. The nacked message itself, one
+        received after the nack, or any once the hold ended, ends the hold and runs."""
         with self._lock:
             held = self._holds.get((queue, key))
             if held is None:
                 return False
-            if held.message_id != message_id and time.monotonic() < held.until:
+            if (held.message_id != message_id and time.monotonic() < held.until
+                    and (received_at is None or received_at <= held.nacked_at)):
                 return True
             del self._holds[(queue, key)]
-        if held.message_id != message_id:
-            log.warning("queue %s: message %s of ordering key %r did not come back within "
-                        "the hold; running the key's next message %s", queue,
-                        held.message_id, key[:40], message_id)
         return False
+
+
+def received_at(message: object) -> float | None:
+    """When the official client received ``message`` (its own stamp), or None."""
+    stamp = getattr(message, "_received_timestamp", None)
+    return stamp if isinstance(stamp, float) else None

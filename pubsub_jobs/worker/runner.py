@@ -46,7 +46,7 @@ from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
 from pubsub_jobs.worker.leases import LeaseKeeper
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
-from pubsub_jobs.worker.ordering import KeyHolds, retry_wait
+from pubsub_jobs.worker.ordering import KeyHolds, received_at, retry_wait
 from pubsub_jobs.worker.status import StatusFileWriter, StatusServer
 from pubsub_jobs.worker.streams import Streams
 
@@ -260,7 +260,8 @@ class Worker:
                 return
             key = message.message_id
             ordering_key = message.ordering_key
-            if ordering_key and holds and holds.put_back(queue, ordering_key, key):
+            if ordering_key and holds and holds.put_back(queue, ordering_key, key,
+                                                         received_at(message)):
                 message.nack()  # an earlier message of its key was nacked: it runs first
                 with lock:
                     counts["put_back"] += 1

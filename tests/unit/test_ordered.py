@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -171,16 +172,21 @@ def test_the_wait_before_a_retry_in_place() -> None:
     assert retry_wait(too_long, 1, options) == MAX_WAIT
 
 
-def test_a_held_key_puts_back_its_other_messages_until_the_nacked_one_returns() -> None:
+def test_a_held_key_puts_back_what_the_client_held_until_the_nacked_one_returns() -> None:
     holds = KeyHolds()
-    assert not holds.put_back("q", "a", "m2")
+    before = time.time()
+    assert not holds.put_back("q", "a", "m2", before)
     holds.hold("q", "a", "m1", seconds=60)
-    assert holds.put_back("q", "a", "m2") and holds.put_back("q", "a", "m3")
-    assert not holds.put_back("q", "b", "m9")  # another key
-    assert not holds.put_back("q", "a", "m1")  # the nacked one: it runs, the hold ends
-    assert not holds.put_back("q", "a", "m2")
-    holds.hold("q", "a", "m1", seconds=0)  # a hold that ended: the next one runs
-    assert not holds.put_back("q", "a", "m2")
+    assert holds.put_back("q", "a", "m2", before) and holds.put_back("q", "a", "m3", before)
+    assert holds.put_back("q", "a", "m3", None)  # when the client's stamp is unknown
+    assert not holds.put_back("q", "b", "m9", before)  # another key
+    assert not holds.put_back("q", "a", "m1", time.time() + 1)  # the nacked one: it runs
+    assert not holds.put_back("q", "a", "m2", before)  # the hold ended with it
+    holds.hold("q", "a", "m1", seconds=60)
+    # received after the nack: Pub/Sub delivers the key in order again, so it runs
+    assert not holds.put_back("q", "a", "m2", time.time() + 1)
+    holds.hold("q", "a", "m1", seconds=0)  # a hold that ran out: the next one runs
+    assert not holds.put_back("q", "a", "m2", before)
     assert not holds
 
 
