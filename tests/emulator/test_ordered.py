@@ -177,3 +177,28 @@ def test_push_delivers_a_key_in_order_and_a_failed_job_blocks_it_until_it_succee
     assert jobs_ordered.MOST_AT_ONCE["a"] == 1
     stats = push_ordered.handler.stats
     assert stats.rescheduled == 0 and stats.retried == 1
+
+
+def test_a_delayed_job_with_a_key_takes_its_place_when_cloud_tasks_publishes_it(
+    bootstrap_queues: Callable[..., BootstrapReport], delayed_jobs_settings: Settings,
+    drain_queues: Callable[..., Worker],
+) -> None:
+    """Cloud Tasks (our emulator) publishes the delayed job with its ``orderingKey`` through
+    the Pub/Sub REST API; it runs behind the job of its key published before it."""
+    bootstrap_queues(QUEUE, settings=delayed_jobs_settings)
+    jobs_ordered.reset()
+    step.using(ordering_key="a", delay=1).enqueue("a", 0)
+    step.using(ordering_key="a").enqueue("a", 1)
+    drain_queues(f"{QUEUE}=2", wait_for_delayed=True, idle=3.0, timeout=120)
+    assert runs("a") == [("step", 1, 1), ("step", 0, 1)]
+    subscriber = subscriber_client(delayed_jobs_settings)
+    try:  # one more published the same way, pulled raw: it carries its ordering key
+        step.using(ordering_key="b", delay=0.5).enqueue("b", 0)
+        path = delayed_jobs_settings.subscription_path(QUEUE)
+        received = wait_for(lambda: subscriber.pull(
+            subscription=path, max_messages=1, return_immediately=True,
+            timeout=10).received_messages, timeout=60, what="the delayed message")
+        assert received[0].message.ordering_key == "b"
+        subscriber.acknowledge(subscription=path, ack_ids=[received[0].ack_id])
+    finally:
+        subscriber.close()
