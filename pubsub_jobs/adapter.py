@@ -18,6 +18,7 @@ from typing import ClassVar
 from pubsub_jobs._hooks import Middleware, MiddlewareChain
 from pubsub_jobs.errors import BulkEnqueueError, ConfigurationError
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
+from pubsub_jobs.queues import check_ordered
 from pubsub_jobs.unique import with_unique_id
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class Adapter(ABC):
         """Run enqueue middleware, then publish now or schedule for later."""
         if message.unique is not None:
             message = with_unique_id(message, self.now)
+        if message.ordering_key is not None:
+            _check_ordered(message)
         chain = self.middleware
         if chain:
             message = chain.before_enqueue(message)
@@ -131,6 +134,9 @@ class Adapter(ABC):
         if any(m.unique is not None for m in messages):
             now = self.now
             messages = [with_unique_id(m, now) for m in messages]
+        for message in messages:  # all refused before any is sent
+            if message.ordering_key is not None:
+                _check_ordered(message)
         chain = self.middleware
         if chain:
             messages = [chain.before_enqueue(m) for m in messages]
@@ -215,6 +221,10 @@ class _Canceller:
 
     def __reduce__(self) -> tuple[type[_Canceller], tuple[None]]:
         return (_Canceller, (None,))
+
+
+def _check_ordered(message: JobMessage) -> None:
+    check_ordered(message.queue, message.ordering_key, f"job {message.job_name!r}")
 
 
 def is_delayed(message: JobMessage) -> bool:

@@ -48,6 +48,9 @@ class Delivery:
     #: The decoded message, set by :meth:`~pubsub_jobs.perform.Performer.perform` once it
     #: decoded one (None for a message that could not be decoded).
     decoded: DecodedMessage | None = None
+    #: The message's Pub/Sub ordering key ("" without one): such a job is never
+    #: rescheduled through Cloud Tasks, which would move it behind the later jobs of its key.
+    ordering_key: str = ""
 
 
 class DeliveryStore(Protocol):
@@ -155,6 +158,8 @@ COUNTERS: dict[str, str] = {
                     "the job runs again).",
     "nacks_refused": "Nacks Pub/Sub refused on an exactly-once subscription (the lease was "
                      "lost: the message comes back anyway).",
+    "put_back": "Messages of an ordering key handed back unstarted because an earlier "
+                "message of their key was nacked (Pub/Sub redelivers the key in order).",
     "duplicates": "Pushed messages delivered again while running or after they were done.",
     "refused": "Push requests refused (token, path, body).",
 }

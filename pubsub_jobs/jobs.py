@@ -26,6 +26,7 @@ from pubsub_jobs.cron.schedules import ScheduleRegistry, build_schedule, schedul
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
 from pubsub_jobs.iteration import DEFAULT_CHECKPOINT_EVERY, is_iterating
 from pubsub_jobs.message import EnqueuedJob, JobMessage, new_job_id, utcnow
+from pubsub_jobs.queues import check_ordering_key
 from pubsub_jobs.unique import default_key, unique_options
 
 P = ParamSpec("P")
@@ -49,6 +50,8 @@ class EnqueueOptions:
     adapter: Adapter | None = None
     unique_for: float | None = None  # seconds
     unique_key: str | None = None
+    #: Pub/Sub ordering key: jobs of one key on an ordered queue run one at a time, in order.
+    ordering_key: str | None = None
 
     @property
     def delayed(self) -> bool:
@@ -145,6 +148,7 @@ class Job(Generic[P, R]):
         adapter: Adapter | None = None,
         unique_for: timedelta | float | None = None,
         unique_key: str | None = None,
+        ordering_key: str | None = None,
     ) -> Job[P, R]:
         """A copy of this job that enqueues with other options.
 
@@ -154,6 +158,10 @@ class Job(Generic[P, R]):
         ``unique_for`` (1 s to 30 days) enqueues at most one job per key and epoch-aligned
         window through Cloud Tasks; the key is ``unique_key``, else the job name and its
         arguments; a second enqueue returns ``duplicate=True`` (see :mod:`pubsub_jobs.unique`).
+        ``ordering_key`` (at most 1,024 bytes) publishes with that Pub/Sub ordering key: on
+        a queue declared ``queue(Q, ordered=True)`` the jobs of one key run one at a time, in
+        the order they were enqueued (a delayed one takes its place when it is published);
+        the enqueue refuses it for a queue not declared ordered.
         An adapter that cannot do what the options ask refuses with a
         :class:`~pubsub_jobs.errors.ConfigurationError`: here when it is named, else when
         the default adapter is first used by an enqueue.
@@ -172,6 +180,14 @@ class Job(Generic[P, R]):
             changes["job_id"] = job_id
         if adapter is not None:
             changes["adapter"] = adapter
+        if ordering_key is not None:
+            if self.is_iterating:
+                raise ConfigurationError(
+                    f"job {self.name!r} is an iterating job: its checkpoints publish a "
+                    "continuation, which would run after the jobs enqueued behind it with "
+                    "the same ordering key, so it cannot have one; give the key to the jobs "
+                    "it enqueues instead, or make it a plain job")
+            changes["ordering_key"] = check_ordering_key(ordering_key)
         clone = copy.copy(self)
         clone._options = options = replace(self._options, **changes)
         if options.adapter is not None:
@@ -205,6 +221,7 @@ class Job(Generic[P, R]):
             enqueued_at=now,
             scheduled_at=scheduled_at,
             unique=key,
+            ordering_key=options.ordering_key,
         )
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:

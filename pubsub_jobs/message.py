@@ -38,6 +38,7 @@ MAX_DATA_BYTES = 10 * 1000 * 1000
 MAX_ATTRIBUTES = 100
 MAX_ATTRIBUTE_KEY_BYTES = 256
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
+MAX_ORDERING_KEY_BYTES = 1024
 
 
 _JSON_DECODER = json.JSONDecoder()
@@ -130,6 +131,9 @@ class JobMessage:
     #: A unique job's key and window in seconds (``using(unique_for=...)``); not on the wire:
     #: the adapter derives the job id from them (:mod:`pubsub_jobs.unique`).
     unique: tuple[str, float] | None = None
+    #: The Pub/Sub ordering key it is published with (a field of the Pub/Sub message, not an
+    #: attribute: the wire format is unchanged), or None.
+    ordering_key: str | None = None
 
     def encode_data(self) -> bytes:
         body: dict[str, Any] = {"args": self.args, "kwargs": self.kwargs}

@@ -180,6 +180,10 @@ class Performer:
         duration = time.perf_counter() - started
         if outcome is None:
             outcome = Outcome(Action.ACK, Reason.SUCCEEDED, None, duration, None, attempt)
+        elif outcome.action is Action.RESCHEDULE and delivery.ordering_key:
+            # Held in Cloud Tasks, the job would come back behind the later jobs of its
+            # key: retried in place instead (the worker waits ``delay`` first).
+            outcome = replace(outcome, action=Action.NACK, duration=duration, attempt=attempt)
         else:
             outcome = replace(outcome, duration=duration, attempt=attempt)
         if self.log_outcomes and (outcome.error is not None or log.isEnabledFor(logging.DEBUG)):

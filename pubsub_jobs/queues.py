@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pubsub_jobs.errors import ConfigurationError
+from pubsub_jobs.message import MAX_ORDERING_KEY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,40 @@ def build_queue(
     return Queue(name=name, ordered=ordered, exactly_once=exactly_once,
                  rate_limit=None if rate_limit is None else float(rate_limit),
                  policies=options, origin=origin)
+
+
+def check_ordering_key(key: object) -> str:
+    """``key`` if Pub/Sub takes it as an ordering key (a non-empty string of at most
+    :data:`MAX_ORDERING_KEY_BYTES` UTF-8 bytes); else a
+    :class:`~pubsub_jobs.errors.ConfigurationError` saying what to give instead."""
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(
+            f"ordering_key is a non-empty string (a customer id, an account number), not "
+            f"{key!r}")
+    if len(key) * 4 > MAX_ORDERING_KEY_BYTES and len(key.encode()) > MAX_ORDERING_KEY_BYTES:
+        raise ConfigurationError(
+            f"ordering_key {key[:40]!r}... is {len(key.encode()):,} bytes of UTF-8; Pub/Sub "
+            f"takes at most {MAX_ORDERING_KEY_BYTES:,}: use a shorter key (an id, or a hash "
+            "of the long one)")
+    return key
+
+
+def check_ordered(queue: str, ordering_key: str | None, what: str) -> None:
+    """Refuse an ordering key for a queue not declared ``ordered=True`` in the imported
+    modules (its subscription would deliver the jobs in any order): the one check of every
+    adapter's enqueue. ``what`` names the job (``job 'app.charge'``)."""
+    if ordering_key is None:
+        return
+    declared = declared_queue(queue)
+    if declared is not None and declared.ordered:
+        return
+    why = ("is declared without ordered=True" if declared is not None
+           else "is not declared in the modules this process imported")
+    raise ConfigurationError(
+        f"{what}: ordering_key={ordering_key[:40]!r} needs an ordered queue, but queue "
+        f"{queue!r} {why}: declare it with queue({queue!r}, ordered=True) beside its jobs, "
+        "and import that module in every process that enqueues to it (and run bootstrap or "
+        "Terraform, which make its subscription ordered); nothing was enqueued")
 
 
 def merged_options(queue: str, entry: QueueOptions | None, defaults: QueueOptions,

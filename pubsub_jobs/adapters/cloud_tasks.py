@@ -308,9 +308,12 @@ class CloudTasksScheduler:
             )
         data, attributes = message.encode()
         topic_path = self.settings.topic_path(message.queue)
+        published: dict[str, Any] = {"data": base64.b64encode(data).decode("ascii"),
+                                     "attributes": attributes}
+        if message.ordering_key is not None:  # the key applies when the job is published
+            published["orderingKey"] = message.ordering_key
         body = json.dumps(
-            {"messages": [{"data": base64.b64encode(data).decode("ascii"),
-                           "attributes": attributes}]},
+            {"messages": [published]},
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()

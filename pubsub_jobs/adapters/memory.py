@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pubsub_jobs.adapter import Adapter, duplicate_of, result_for
@@ -46,10 +46,12 @@ class StoredMessage:
     delivery_attempt: int = 0
     message_id: str = ""
     due: datetime | None = None
+    ordering_key: str | None = None
 
     @property
     def job(self) -> JobMessage:
-        return JobMessage.decode(self.data, self.attributes)
+        job = JobMessage.decode(self.data, self.attributes)
+        return job if self.ordering_key is None else replace(job, ordering_key=self.ordering_key)
 
 
 @dataclass
@@ -84,6 +86,10 @@ class InMemoryAdapter(Adapter):
     ``duplicate=True``; a queue declared with ``rate_limit=N`` holds its jobs in
     :attr:`scheduled` and releases at most N a second of the adapter's clock (a bucket of N
     that refills at N a second; one :meth:`run` reads the clock once, when it starts).
+    Jobs with an ordering key (``using(ordering_key=...)``, on a queue declared
+    ``ordered=True``) run in the order they were enqueued; a failed one runs again before any
+    later job of its key (at once: no wait in memory), until it succeeds or is dead-lettered,
+    while the jobs of other keys go on.
     """
 
     supports_delay = True
@@ -141,7 +147,8 @@ class InMemoryAdapter(Adapter):
 
     def _store(self, message: JobMessage) -> StoredMessage:
         data, attributes = message.encode()
-        return StoredMessage(data, attributes, message_id=self._next_id())
+        return StoredMessage(data, attributes, message_id=self._next_id(),
+                             ordering_key=message.ordering_key)
 
     def publish(self, message: JobMessage) -> EnqueuedJob:
         if _rate_of(message.queue) is not None:
@@ -287,13 +294,15 @@ class InMemoryAdapter(Adapter):
             stored.delivery_attempt += 1
             delivery = Delivery(stored.data, stored.attributes, stored.message_id,
                                 stored.delivery_attempt, name)
+            if stored.ordering_key is not None:
+                delivery.ordering_key = stored.ordering_key
             outcome = self.performer.perform(delivery)
             done = settle(delivery, outcome, self)
             stats.count_outcome(outcome, done)
             summary.outcomes.append(outcome)
             if not done:  # redelivered, as Pub/Sub would after a nack
                 with self._lock:
-                    self.queues[name].append(stored)
+                    _requeue(self.queues[name], stored)
         with self._lock:
             summary.delayed = len(self.scheduled)
         counts = stats.counts
@@ -351,6 +360,22 @@ class InMemoryAdapter(Adapter):
         if self._performer is not None:
             self._performer.close()
             self._performer = None
+
+
+def _requeue(waiting: deque[StoredMessage], stored: StoredMessage) -> None:
+    """Put a failed message back at the end; for one of an ordering key, the key's later
+    messages move behind it (they must not run before it), while other keys go first."""
+    key = stored.ordering_key
+    if key is None:
+        waiting.append(stored)
+        return
+    behind = [m for m in waiting if m.ordering_key == key]
+    if behind:
+        kept = [m for m in waiting if m.ordering_key != key]
+        waiting.clear()
+        waiting.extend(kept)
+    waiting.append(stored)
+    waiting.extend(behind)
 
 
 class ImmediateAdapter(Adapter):

@@ -16,7 +16,7 @@ from google.pubsub_v1.types import PublishRequest, PubsubMessage
 from pubsub_jobs.adapter import Adapter, is_delayed, result_for
 from pubsub_jobs.adapters import _retry
 from pubsub_jobs.adapters.clients import publisher_client
-from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
+from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, describe, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.queues import declared_queue
@@ -140,7 +140,11 @@ class PubSubAdapter(Adapter):
             return self.schedule(message)
         data, attributes = message.encode()
         topic = self.topic_path(message.queue)
-        pb = _PubsubMessagePb(data=data, attributes=attributes)
+        if message.ordering_key is None:
+            pb = _PubsubMessagePb(data=data, attributes=attributes)
+        else:  # a failed publish raises: the caller's next enqueue of the key comes after
+            pb = _PubsubMessagePb(data=data, attributes=attributes,
+                                  ordering_key=message.ordering_key)
         try:  # the first attempt pays no retry bookkeeping (see _retry.call)
             message_id = _retry.call(
                 lambda: self.publish_request(topic, [pb])[0],
@@ -158,15 +162,20 @@ class PubSubAdapter(Adapter):
         request failed transiently; a terminal error (a missing topic) fails its messages at
         once. Those that still fail are reported together in a :class:`BulkEnqueueError`.
         Jobs of a ``rate_limit`` queue go to :meth:`schedule_many` instead.
+        Jobs with an ordering key go apart, in order (:meth:`_publish_ordered`).
         """
         if any(_rate_limited(m.queue) for m in messages):
             return self._publish_split(messages)
         pending: list[_Item] = []
+        ordered: list[_Item] = []
         for m in messages:  # every message is encoded (and checked) before any is sent
-            pending.append((m, self.topic_path(m.queue), *m.encode()))
+            (pending if m.ordering_key is None else ordered).append(
+                (m, self.topic_path(m.queue), *m.encode()))
         done: dict[str, EnqueuedJob] = {}
         errors: dict[str, BaseException] = {}  # job id: the error its last request met
         raised: BaseException | None = None
+        if ordered:
+            self._publish_ordered(ordered, done, errors)
 
         def send_round() -> None:
             nonlocal pending, raised
@@ -189,8 +198,9 @@ class PubSubAdapter(Adapter):
                 raise transient  # the policy decides whether the rest is sent again
 
         try:
-            _retry.call(send_round, attempts=self.settings.publish_attempts,
-                        what=f"bulk publish of {len(messages)} jobs")
+            if pending:
+                _retry.call(send_round, attempts=self.settings.publish_attempts,
+                            what=f"bulk publish of {len(messages)} jobs")
         except Exception as exc:
             if exc is not raised:  # not a request's error (those are in ``errors``): a bug
                 raise
@@ -206,6 +216,55 @@ class PubSubAdapter(Adapter):
                 failed=failures,
             )
         return [done[m.job_id] for m in messages]
+
+    def _publish_ordered(self, items: list[_Item], done: dict[str, EnqueuedJob],
+                         errors: dict[str, BaseException]) -> None:
+        """Publish jobs with ordering keys so that each key's jobs reach Pub/Sub in the
+        order given: the requests of a topic go one after another (each retried under the
+        policy before the next is sent), never side by side, and once a request failed, the
+        later jobs of its keys are not sent at all (reported failed, saying why): a partial
+        retry would reorder them."""
+        by_topic: dict[str, list[_Item]] = {}
+        for item in items:
+            by_topic.setdefault(item[1], []).append(item)
+        max_messages = self._batch_settings.max_messages
+        max_bytes = self._batch_settings.max_bytes
+        for topic, topic_items in by_topic.items():
+            failed_keys: dict[str, BaseException] = {}
+            batch: list[tuple[_Item, Any]] = []
+            size = 0
+            for item in topic_items:
+                key = item[0].ordering_key or ""
+                pb = _PubsubMessagePb(data=item[2], attributes=item[3], ordering_key=key)
+                item_size = pb.ByteSize() + 8
+                if batch and (size + item_size > max_bytes or len(batch) >= max_messages):
+                    self._send_ordered(topic, batch, done, errors, failed_keys)
+                    batch, size = [], 0
+                if key in failed_keys:
+                    errors[item[0].job_id] = _not_sent(key, failed_keys[key])
+                    continue
+                batch.append((item, pb))
+                size += item_size
+            if batch:
+                self._send_ordered(topic, batch, done, errors, failed_keys)
+
+    def _send_ordered(self, topic: str, batch: list[tuple[_Item, Any]],
+                      done: dict[str, EnqueuedJob], errors: dict[str, BaseException],
+                      failed_keys: dict[str, BaseException]) -> None:
+        """One request of :meth:`_publish_ordered`; its keys join ``failed_keys`` if it
+        fails."""
+        pbs = [pb for _, pb in batch]
+        try:
+            ids = _retry.call(lambda: self.publish_request(topic, pbs),
+                              attempts=self.settings.publish_attempts,
+                              what=f"ordered publish of {len(pbs)} jobs")
+        except Exception as exc:
+            for item, _ in batch:
+                errors[item[0].job_id] = exc
+                failed_keys.setdefault(item[0].ordering_key or "", exc)
+            return
+        for (item, _), message_id in zip(batch, ids, strict=True):
+            done[item[0].job_id] = result_for(item[0], message_id)
 
     def _send_batches(
         self, items: list[_Item]
@@ -364,3 +423,10 @@ def _rate_limited(queue: str) -> bool:
     """Whether ``queue`` is declared with ``rate_limit``: its jobs go through Cloud Tasks."""
     declared = declared_queue(queue)
     return declared is not None and declared.rate_limit is not None
+
+
+def _not_sent(key: str, cause: BaseException) -> EnqueueError:
+    return EnqueueError(
+        f"not sent: an earlier job of ordering key {key[:40]!r} was not published "
+        f"({describe(cause)}), and this one would have run before it; enqueue the failed "
+        "jobs of the key again, in order")

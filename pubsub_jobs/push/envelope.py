@@ -1,7 +1,8 @@
 """The body Pub/Sub POSTs to a push endpoint, read strictly.
 
 Pub/Sub sends ``{"message": {"data": base64, "attributes": {...}, "messageId": ...,
-"publishTime": ...}, "subscription": ..., "deliveryAttempt": N}``; ``deliveryAttempt``
+"publishTime": ..., "orderingKey": ...}, "subscription": ..., "deliveryAttempt": N}``
+(``orderingKey`` for a message published with one); ``deliveryAttempt``
 only when the subscription has a dead-letter policy, and never from the emulator. Anything
 else is refused with :class:`~pubsub_jobs.errors.PushRefused` (400) before a job is looked
 at; a well-formed envelope whose message is not a job goes on to ``perform``, which
@@ -37,6 +38,8 @@ class PushedMessage:
     delivery_attempt: int | None
     #: When Pub/Sub took the message (None if the envelope has no valid one).
     publish_time: datetime | None = None
+    #: The message's ordering key ("" without one).
+    ordering_key: str = ""
 
 
 def parse_envelope(body: bytes) -> PushedMessage:
@@ -65,6 +68,7 @@ def parse_envelope(body: bytes) -> PushedMessage:
         attributes=_attributes(message.get("attributes")),
         delivery_attempt=_delivery_attempt(envelope.get("deliveryAttempt")),
         publish_time=_time(publish_time),
+        ordering_key=_ordering_key(message.get("orderingKey", message.get("ordering_key"))),
     )
 
 
@@ -77,6 +81,14 @@ def _time(value: Any) -> datetime | None:
         return parse_time(value)
     except ValueError:
         return None
+
+
+def _ordering_key(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad("the message's 'orderingKey' is not a string")
+    return value
 
 
 def _data(value: Any) -> bytes:

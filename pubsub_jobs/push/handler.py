@@ -20,6 +20,7 @@ dead-letter (any reason), our copy stored                     204
 rescheduled (``Retry(delay=...)``), Cloud Tasks confirmed     204
 an iterating job checkpointed, its continuation published     204
 job to be retried                                             503: Pub/Sub redelivers
+long-wait retry of a job with an ordering key                 503, never Cloud Tasks
 dead-letter copy, reschedule or continuation not stored       503: Pub/Sub redelivers
 an unexpected error of ours or of a middleware                500: Pub/Sub redelivers
 the message was done with here already                        204, not run again
@@ -207,6 +208,7 @@ class PushHandler:
             stats.in_flight += 1
         delivery = Delivery(pushed.data, pushed.attributes, pushed.message_id, attempt, queue,
                             pushed.publish_time)
+        delivery.ordering_key = pushed.ordering_key or _unknown_key(queue)
         try:
             with self._slots:
                 outcome = self.performer.perform(delivery)
@@ -254,6 +256,14 @@ class PushHandler:
                      "in this process", queue)
             return
         log.warning(message, *args)
+
+
+def _unknown_key(queue: str) -> str:
+    """What a message pushed without ``orderingKey`` counts as: on a queue declared ordered,
+    a job of an unknown key (the emulator's pushes carry none), so it is never rescheduled
+    through Cloud Tasks (it answers 503 instead); elsewhere, a job without a key."""
+    declared = declared_queue(queue)
+    return "?" if declared is not None and declared.ordered else ""
 
 
 def warn_long_jobs(queues: Sequence[str], registry: Registry) -> list[str]:

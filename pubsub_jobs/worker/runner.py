@@ -9,7 +9,8 @@ an ack and "not done" into a nack.
 
 Stopping (:meth:`Worker.stop`) goes in this order:
 
-1. refuse new work: a message handed to us from now on is nacked at once;
+1. refuse new work: a message handed to us from now on is nacked at once, and a job of an
+   ordering key waiting to be retried in place stops waiting and is nacked (:mod:`.ordering`);
 2. cancel every stream: the client stops pulling, nacks messages it holds but never handed
    out, and waits for running callbacks, whose acks still go out (its leaser keeps their
    leases alive meanwhile);
@@ -46,6 +47,7 @@ from pubsub_jobs.worker.health import worker_status
 from pubsub_jobs.worker.heartbeat import Heartbeat
 from pubsub_jobs.worker.leases import LeaseKeeper
 from pubsub_jobs.worker.options import QueueSpec, WorkerOptions
+from pubsub_jobs.worker.ordering import KeyHolds, received_at, retry_wait
 from pubsub_jobs.worker.status import StatusFileWriter, StatusServer
 from pubsub_jobs.worker.streams import Streams
 
@@ -99,6 +101,7 @@ class Worker:
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._streams: Streams | None = None
         self._leases = LeaseKeeper(self.options.lease_seconds, self._running_messages)
+        self._holds = KeyHolds()
 
     def run(self) -> bool:
         """Pull and run jobs until :meth:`request_stop` (or idle, in burst mode).
@@ -249,12 +252,17 @@ class Worker:
         store = self.store
         count_outcome = stats.count_outcome
         monotonic = time.monotonic
-        ack, cont = Action.ACK, Action.CONTINUE
+        ack, cont, nack = Action.ACK, Action.CONTINUE, Action.NACK
+        holds = self._holds
+        retry_in_place = self._retry_in_place
         ack_message: Callable[[Message], None] = Message.ack
         nack_message: Callable[[Message], None] = Message.nack
         if self._exactly_once.get(queue):  # acked with Pub/Sub's answer, counted
             confirmed = ConfirmedAcks(queue, stats)
             ack_message, nack_message = confirmed.ack, confirmed.nack
+
+        def nack_delivery(message: Message) -> None:
+            self._nack(message, queue, nack_message)
 
         def on_message(message: Message) -> None:
             if stopping():
@@ -263,6 +271,13 @@ class Worker:
                     counts["nacked_on_stop"] += 1
                 return
             key = message.message_id
+            ordering_key = message.ordering_key
+            if ordering_key and holds and holds.put_back(queue, ordering_key, key,
+                                                         received_at(message)):
+                nack_message(message)  # an earlier message of its key was nacked: it runs first
+                with lock:
+                    counts["put_back"] += 1
+                return
             now = monotonic()
             with lock:
                 counts["received"] += 1
@@ -275,22 +290,26 @@ class Worker:
             try:
                 delivery = Delivery(message.data, message.attributes, key,
                                     message.delivery_attempt, queue, message.publish_time)
+                if ordering_key:
+                    delivery.ordering_key = ordering_key
                 outcome = perform(delivery)
+                if ordering_key and outcome.action is nack:
+                    outcome = retry_in_place(delivery, outcome)
                 done = outcome.action is ack or settle(delivery, outcome, store)
                 if done:
                     ack_message(message)
                 else:
-                    nack_message(message)
+                    nack_delivery(message)
             except Exception:
                 # A bug of ours or of a middleware: the message comes back, and after its
                 # last delivery the subscription's own policy dead-letters it. The stream
                 # goes on with the other messages.
                 log.exception("unexpected error handling message %s; nacking it", key)
-                nack_message(message)
+                nack_delivery(message)
                 with lock:
                     counts["errors"] += 1
             except BaseException:
-                nack_message(message)
+                nack_delivery(message)
                 raise
             finally:
                 now = monotonic()
@@ -305,6 +324,32 @@ class Worker:
                         count_outcome(outcome, done)
 
         return on_message
+
+    def _retry_in_place(self, delivery: Delivery, outcome: Outcome) -> Outcome:
+        """Run a failed job of an ordering key again here, after :func:`retry_wait`, until
+        it no longer asks to be retried (see :mod:`.ordering`); a stop during the wait
+        ends it with the last outcome (a nack: the key is put back)."""
+        options = self.settings.queue_options(delivery.queue)
+        first = delivery.attempt or 1
+        failures = 0
+        while outcome.action is Action.NACK and outcome.failed:
+            failures += 1
+            if self._stop_requested.wait(retry_wait(outcome, failures, options)):
+                return outcome  # counted by the caller, as the delivery's last outcome
+            with self.stats.lock:
+                self.stats.count_outcome(outcome, False)
+            delivery.attempt = first + failures
+            delivery.decoded = None
+            outcome = self._performer.perform(delivery)
+        return outcome
+
+    def _nack(self, message: Message, queue: str, nack: Callable[[Message], None]) -> None:
+        """Nack ``message`` (with ``nack``); for one of an ordering key, put back the key's
+        next messages until it comes back (see :mod:`.ordering`)."""
+        nack(message)
+        if message.ordering_key:
+            seconds = self.settings.queue_options(queue).ack_deadline_seconds
+            self._holds.hold(queue, message.ordering_key, message.message_id, seconds)
 
 
 def _missing_error(paths: list[str], queues: list[str], naming: str) -> StreamFailed:
