@@ -14,7 +14,8 @@ from pubsub_jobs import _default_adapter
 if typing.TYPE_CHECKING:
     from pubsub_jobs.adapter import Adapter
     from pubsub_jobs.adapters import cancel, get_adapter, set_adapter, use_adapter
-    from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
+    from pubsub_jobs.adapters.immediate import ImmediateAdapter
+    from pubsub_jobs.adapters.memory import InMemoryAdapter
     from pubsub_jobs.adapters.pubsub import PubSubAdapter
     from pubsub_jobs.context import JobContext, current_job
     from pubsub_jobs.cron.schedules import Schedule, schedule
@@ -53,7 +54,8 @@ __version__ = "0.1.0"
 _HOMES = {
     "pubsub_jobs.adapter": ("Adapter",),
     "pubsub_jobs.adapters": ("cancel", "get_adapter", "set_adapter", "use_adapter"),
-    "pubsub_jobs.adapters.memory": ("ImmediateAdapter", "InMemoryAdapter"),
+    "pubsub_jobs.adapters.immediate": ("ImmediateAdapter",),
+    "pubsub_jobs.adapters.memory": ("InMemoryAdapter",),
     "pubsub_jobs.adapters.pubsub": ("PubSubAdapter",),
     "pubsub_jobs.context": ("JobContext", "current_job"),
     "pubsub_jobs.errors": (

@@ -8,19 +8,17 @@ and the worker imports only the modules it was told to.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import copy
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pubsub_jobs._codec import ArgumentCodec
 from pubsub_jobs._default_adapter import default_adapter
+from pubsub_jobs._enqueue_threads import in_enqueue_thread
 from pubsub_jobs.adapter import Adapter
 from pubsub_jobs.cron.schedules import ScheduleRegistry, build_schedule, schedules_for
 from pubsub_jobs.errors import ConfigurationError, JobDefinitionError, UnknownJob
@@ -252,14 +250,14 @@ class Job(Generic[P, R]):
         checked here, at once; the publish and its confirmation wait in a thread of
         pubsub-jobs' own, so the event loop goes on serving meanwhile."""
         message = self.message(*args, **kwargs)
-        return await _in_enqueue_thread(self._adapter().enqueue, message)
+        return await in_enqueue_thread(self._adapter().enqueue, message)
 
     async def aenqueue_many(
         self, calls: Iterable[tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[EnqueuedJob]:
         """:meth:`enqueue_many` without blocking the event loop (arguments checked at once)."""
         messages = self._messages(calls)
-        return await _in_enqueue_thread(self._adapter().enqueue_many, messages)
+        return await in_enqueue_thread(self._adapter().enqueue_many, messages)
 
     def _adapter(self) -> Adapter:
         options = self._options
@@ -401,26 +399,3 @@ def _same_definition(a: Job[Any, Any], b: Job[Any, Any]) -> bool:
 
 #: The registry of ``@job``, with the schedules of ``schedules_for()`` (the default ones).
 default_registry = Registry(schedules_for())
-
-
-#: Threads in which ``aenqueue`` calls wait for Pub/Sub's confirmation. They only wait, so
-#: there are many: the event loop's default executor has min(32, CPUs + 4) threads (6 on two
-#: cores), shared with everything else an application runs in threads, which would cap the
-#: enqueues a web process has in flight.
-AENQUEUE_THREADS = 64
-_enqueue_pool: ThreadPoolExecutor | None = None
-_enqueue_pool_lock = threading.Lock()
-
-
-async def _in_enqueue_thread(fn: Callable[[Any], R], arg: Any) -> R:
-    """``fn(arg)`` in an enqueue thread, in this task's context (a middleware's trace span
-    and other context variables go along, as with ``asyncio.to_thread``)."""
-    global _enqueue_pool
-    if _enqueue_pool is None:
-        with _enqueue_pool_lock:
-            if _enqueue_pool is None:
-                _enqueue_pool = ThreadPoolExecutor(
-                    AENQUEUE_THREADS, thread_name_prefix="pubsub-jobs-aenqueue")
-    context = contextvars.copy_context()
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_enqueue_pool, context.run, fn, arg)

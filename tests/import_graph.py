@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pubsub_jobs._errors", "pubsub_jobs.context", "pubsub_jobs._codec", "pubsub_jobs.delivery",
         "pubsub_jobs.iteration", "pubsub_jobs._settings_errors",
         "pubsub_jobs.queues", "pubsub_jobs.unique",
-        "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter",
+        "pubsub_jobs._async_runner", "pubsub_jobs._default_adapter", "pubsub_jobs._enqueue_threads",
         # The dead set's and cron's folders hold core modules beside their operations: the
         # value the in-memory adapter builds (DeadJob); the cron expression and the schedules
         # that jobs.py and perform.py read, and their Terraform rows admin writes.

@@ -2,7 +2,7 @@
 
 The default is a :class:`~pubsub_jobs.adapters.pubsub.PubSubAdapter` built from the settings
 on first use. Tests swap in :class:`~pubsub_jobs.adapters.memory.InMemoryAdapter` or
-:class:`~pubsub_jobs.adapters.memory.ImmediateAdapter` with :func:`use_adapter`.
+:class:`~pubsub_jobs.adapters.immediate.ImmediateAdapter` with :func:`use_adapter`.
 """
 
 from __future__ import annotations

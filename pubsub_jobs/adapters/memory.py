@@ -1,6 +1,7 @@
-"""Adapters for tests that need no emulator: in-memory queues, or running jobs at once.
+"""The in-memory adapter, for tests that need no emulator: queues in memory, run on demand
+(:mod:`~pubsub_jobs.adapters.immediate` runs each job at once instead).
 
-Both encode every job to the wire format and decode it back before running it, with the
+It encodes every job to the wire format and decodes it back before running it, with the
 same :class:`~pubsub_jobs.perform.Performer` as the worker, so a test sees the same
 validation, retries and dead-lettering as production. Dead jobs are the dead set's own
 :class:`~pubsub_jobs.dead.job.DeadJob`, as the command line and the dashboard show them.
@@ -19,11 +20,11 @@ from pubsub_jobs.adapter import Adapter, duplicate_of, result_for
 from pubsub_jobs.adapters._held import RateClock, TaskNames
 from pubsub_jobs.dead.job import DeadJob
 from pubsub_jobs.delivery import Delivery, DeliveryStats, settle
-from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound, JobFailed
+from pubsub_jobs.errors import ConfigurationError, DeadJobNotFound
 from pubsub_jobs.jobs import Registry
 from pubsub_jobs.message import EnqueuedJob, JobMessage, utcnow
 from pubsub_jobs.middleware import Middleware, MiddlewareChain
-from pubsub_jobs.outcome import Action, Outcome
+from pubsub_jobs.outcome import Outcome
 from pubsub_jobs.perform import Performer
 from pubsub_jobs.queues import declared_queue
 from pubsub_jobs.settings import Settings
@@ -376,54 +377,6 @@ def _requeue(waiting: deque[StoredMessage], stored: StoredMessage) -> None:
         waiting.extend(kept)
     waiting.append(stored)
     waiting.extend(behind)
-
-
-class ImmediateAdapter(Adapter):
-    """Performs each job at once, in the caller's thread, delayed ones too.
-
-    With ``raise_errors`` (the default) a job that would be retried or dead-lettered raises
-    :class:`JobFailed` from ``enqueue``, chained to the job's exception.
-    """
-
-    supports_delay = True
-
-    def __init__(
-        self,
-        registry: Registry | None = None,
-        settings: Settings | None = None,
-        *,
-        middleware: Sequence[Middleware] = (),
-        raise_errors: bool = True,
-    ) -> None:
-        super().__init__(middleware)
-        self.raise_errors = raise_errors
-        self.performer = Performer(registry, settings, MiddlewareChain(middleware))
-        self.outcomes: list[Outcome] = []
-        self._names = TaskNames()
-
-    def publish(self, message: JobMessage) -> EnqueuedJob:
-        data, attributes = message.encode()
-        outcome = self.performer.perform(Delivery(data, attributes, None, 1, message.queue))
-        self.outcomes.append(outcome)
-        if self.raise_errors and outcome.action is not Action.ACK:
-            raise JobFailed(
-                f"job {message.job_name} {message.job_id} failed: {outcome.reason.value}",
-                outcome,
-            ) from outcome.error
-        return result_for(message, None)
-
-    def schedule(self, message: JobMessage) -> EnqueuedJob:
-        """Run the job now; a unique job run within the hour is a duplicate, as in
-        Cloud Tasks."""
-        if message.unique is not None:
-            if self._names.taken(message.job_id, utcnow()):
-                return duplicate_of(message, "the immediate adapter ran it")
-            self._names.hold(message.job_id)
-            self._names.leave(message.job_id, utcnow())
-        return self.publish(message)
-
-    def close(self) -> None:
-        self.performer.close()
 
 
 def _rate_of(queue: str) -> float | None:

@@ -15,8 +15,9 @@ from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
 from pubsub_jobs.adapter import Adapter, is_delayed, result_for
 from pubsub_jobs.adapters import _retry
+from pubsub_jobs.adapters._ordered_publish import Item, publish_ordered
 from pubsub_jobs.adapters.clients import publisher_client
-from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, describe, is_transient
+from pubsub_jobs.errors import BulkEnqueueError, EnqueueError, is_transient
 from pubsub_jobs.message import EnqueuedJob, JobMessage
 from pubsub_jobs.middleware import Middleware, MiddlewareChain, load_middleware
 from pubsub_jobs.queues import declared_queue
@@ -35,7 +36,7 @@ _PubsubMessagePb: Any = PubsubMessage.pb()
 _PublishRequestPb: Any = PublishRequest.pb()
 
 #: A message ready to send: the job, its topic, its data and attributes.
-_Item = tuple[JobMessage, str, bytes, dict[str, str]]
+_Item = Item
 
 
 class PubSubAdapter(Adapter):
@@ -63,7 +64,7 @@ class PubSubAdapter(Adapter):
             self._middleware = None  # the settings' middleware, loaded on first use
         self._settings = settings
         self._publisher = publisher
-        self._batch_settings = batch_settings
+        self.batch_settings = batch_settings
         self._lock = threading.Lock()
         self._topic_paths: dict[str, str] = {}
         self._scheduler: Any = None
@@ -96,7 +97,7 @@ class PubSubAdapter(Adapter):
             with self._lock:
                 if self._publisher is None:
                     self._publisher = publisher_client(
-                        self.settings, batch_settings=self._batch_settings
+                        self.settings, batch_settings=self.batch_settings
                     )
         return self._publisher
 
@@ -175,7 +176,7 @@ class PubSubAdapter(Adapter):
         errors: dict[str, BaseException] = {}  # job id: the error its last request met
         raised: BaseException | None = None
         if ordered:
-            self._publish_ordered(ordered, done, errors)
+            publish_ordered(self, ordered, done, errors)
 
         def send_round() -> None:
             nonlocal pending, raised
@@ -217,55 +218,6 @@ class PubSubAdapter(Adapter):
             )
         return [done[m.job_id] for m in messages]
 
-    def _publish_ordered(self, items: list[_Item], done: dict[str, EnqueuedJob],
-                         errors: dict[str, BaseException]) -> None:
-        """Publish jobs with ordering keys so that each key's jobs reach Pub/Sub in the
-        order given: the requests of a topic go one after another (each retried under the
-        policy before the next is sent), never side by side, and once a request failed, the
-        later jobs of its keys are not sent at all (reported failed, saying why): a partial
-        retry would reorder them."""
-        by_topic: dict[str, list[_Item]] = {}
-        for item in items:
-            by_topic.setdefault(item[1], []).append(item)
-        max_messages = self._batch_settings.max_messages
-        max_bytes = self._batch_settings.max_bytes
-        for topic, topic_items in by_topic.items():
-            failed_keys: dict[str, BaseException] = {}
-            batch: list[tuple[_Item, Any]] = []
-            size = 0
-            for item in topic_items:
-                key = item[0].ordering_key or ""
-                pb = _PubsubMessagePb(data=item[2], attributes=item[3], ordering_key=key)
-                item_size = pb.ByteSize() + 8
-                if batch and (size + item_size > max_bytes or len(batch) >= max_messages):
-                    self._send_ordered(topic, batch, done, errors, failed_keys)
-                    batch, size = [], 0
-                if key in failed_keys:
-                    errors[item[0].job_id] = _not_sent(key, failed_keys[key])
-                    continue
-                batch.append((item, pb))
-                size += item_size
-            if batch:
-                self._send_ordered(topic, batch, done, errors, failed_keys)
-
-    def _send_ordered(self, topic: str, batch: list[tuple[_Item, Any]],
-                      done: dict[str, EnqueuedJob], errors: dict[str, BaseException],
-                      failed_keys: dict[str, BaseException]) -> None:
-        """One request of :meth:`_publish_ordered`; its keys join ``failed_keys`` if it
-        fails."""
-        pbs = [pb for _, pb in batch]
-        try:
-            ids = _retry.call(lambda: self.publish_request(topic, pbs),
-                              attempts=self.settings.publish_attempts,
-                              what=f"ordered publish of {len(pbs)} jobs")
-        except Exception as exc:
-            for item, _ in batch:
-                errors[item[0].job_id] = exc
-                failed_keys.setdefault(item[0].ordering_key or "", exc)
-            return
-        for (item, _), message_id in zip(batch, ids, strict=True):
-            done[item[0].job_id] = result_for(item[0], message_id)
-
     def _send_batches(
         self, items: list[_Item]
     ) -> Iterator[tuple[list[_Item], list[str] | BaseException]]:
@@ -275,8 +227,8 @@ class PubSubAdapter(Adapter):
         A request goes to the thread pool as soon as it is full, so building the next one
         overlaps sending; a bulk that fits one request is sent from this thread.
         """
-        max_messages = self._batch_settings.max_messages
-        max_bytes = self._batch_settings.max_bytes
+        max_messages = self.batch_settings.max_messages
+        max_bytes = self.batch_settings.max_bytes
         sent: list[tuple[list[_Item], Future[list[str] | BaseException]]] = []
         filling: dict[str, tuple[list[_Item], list[Any], list[int]]] = {}
         for item in items:
@@ -423,10 +375,3 @@ def _rate_limited(queue: str) -> bool:
     """Whether ``queue`` is declared with ``rate_limit``: its jobs go through Cloud Tasks."""
     declared = declared_queue(queue)
     return declared is not None and declared.rate_limit is not None
-
-
-def _not_sent(key: str, cause: BaseException) -> EnqueueError:
-    return EnqueueError(
-        f"not sent: an earlier job of ordering key {key[:40]!r} was not published "
-        f"({describe(cause)}), and this one would have run before it; enqueue the failed "
-        "jobs of the key again, in order")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pubsub_jobs.adapters.memory import ImmediateAdapter, InMemoryAdapter
+    from pubsub_jobs.adapters.immediate import ImmediateAdapter
+    from pubsub_jobs.adapters.memory import InMemoryAdapter
     from pubsub_jobs.admin.topology import BootstrapReport
     from pubsub_jobs.dead.job import DeadJob
     from pubsub_jobs.emulator import EmulatorProcess
@@ -213,7 +214,7 @@ def memory_adapter() -> Iterator[InMemoryAdapter]:
 def immediate_adapter() -> Iterator[ImmediateAdapter]:
     """Jobs enqueued in the test run at once; a failing job raises ``JobFailed``."""
     from pubsub_jobs.adapters import use_adapter
-    from pubsub_jobs.adapters.memory import ImmediateAdapter
+    from pubsub_jobs.adapters.immediate import ImmediateAdapter
 
     adapter = ImmediateAdapter()
     with use_adapter(adapter):

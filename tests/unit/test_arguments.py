@@ -77,7 +77,7 @@ def test_many_aenqueues_wait_at_once_in_their_own_threads(memory_adapter):
     import contextvars
     import threading
 
-    from pubsub_jobs.jobs import AENQUEUE_THREADS
+    from pubsub_jobs._enqueue_threads import AENQUEUE_THREADS
 
     waiting = 32
     assert waiting <= AENQUEUE_THREADS
