@@ -256,10 +256,10 @@ def queue_settings(pubsub_jobs_settings: Settings) -> Settings:
 @pytest.fixture
 def declared_queues() -> Iterator[None]:
     """Two queues declared in code, as an application's module declares them."""
-    declare_queue("ordered", ordered=True, max_delivery_attempts=7)
+    declare_queue("sequenced", ordered=True, max_delivery_attempts=7)
     declare_queue("once", exactly_once=True)
     yield
-    queues_module.declared_queues.remove("ordered")
+    queues_module.declared_queues.remove("sequenced")
     queues_module.declared_queues.remove("once")
 
 
@@ -270,7 +270,7 @@ def test_module_creates_what_bootstrap_creates(
     bootstrap_queues: Callable[..., BootstrapReport],
     tmp_path: Path,
 ) -> None:
-    queues = ["default", "mailers", "fast", "ordered", "once"]
+    queues = ["default", "mailers", "fast", "sequenced", "once"]
     bootstrap_queues(*queues, settings=queue_settings)
 
     tfvars = tmp_path / DEFAULT_TFVARS_PATH
@@ -312,8 +312,8 @@ def test_module_creates_what_bootstrap_creates(
         publisher.stop()
 
     # The declared queues' features reach the module's worker subscriptions.
-    assert specs["ordered"]["enable_message_ordering"] is True
-    assert specs["ordered"]["max_delivery_attempts"] == 7
+    assert specs["sequenced"]["enable_message_ordering"] is True
+    assert specs["sequenced"]["max_delivery_attempts"] == 7
     assert specs["once"]["enable_exactly_once_delivery"] is True
     assert specs["mailers"]["enable_message_ordering"] is False
 
