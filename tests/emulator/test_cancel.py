@@ -53,23 +53,6 @@ GENEROUS = 3.0
 def tag() -> str:
     return uuid.uuid4().hex
 
-
-@pytest.fixture
-def delayed(
-    bootstrap_queues: Callable[..., object], delayed_jobs_settings: Settings
-) -> Settings:
-    bootstrap_queues(QUEUE, settings=delayed_jobs_settings)
-    return delayed_jobs_settings
-
-
-@pytest.fixture
-def worker(delayed: Settings) -> Iterator[Worker]:
-    w = Worker([QUEUE], settings=delayed)
-    w.start()
-    yield w
-    w.stop()
-
-
 def ran_job_ids(tag: str) -> list[str]:
     return [r.job_id for r in runs(tag)]
 

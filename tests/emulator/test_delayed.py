@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,24 +27,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "delayed-jobs.md"
 @pytest.fixture
 def tag() -> str:
     return uuid.uuid4().hex
-
-
-@pytest.fixture
-def delayed(
-    bootstrap_queues: Callable[..., object], delayed_jobs_settings: Settings
-) -> Settings:
-    bootstrap_queues(QUEUE, settings=delayed_jobs_settings)
-    return delayed_jobs_settings
-
-
-@pytest.fixture
-def worker(delayed: Settings) -> Iterator[Worker]:
-    """A worker on the delayed queue, running in the background for the whole test."""
-    w = Worker([QUEUE], settings=delayed)
-    w.start()
-    yield w
-    w.stop()
-
 
 # --------------------------------------------------------------------- against the emulators
 
